@@ -1,0 +1,312 @@
+package diff_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ossjobwatch/ossjobwatch/diff"
+	"github.com/ossjobwatch/ossjobwatch/job"
+)
+
+func active(id string, total, succeeded, failed int64) job.Job {
+	return job.Job{ID: id, Status: job.StatusActive, Operation: "PutObjectTagging", Priority: 1,
+		Tasks: job.Tasks{Total: total, Succeeded: succeeded, Failed: failed}}
+}
+
+func kinds(cs []diff.Change) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, fmt.Sprintf("%s:%s#%d", c.Job.ID, c.Kind, c.Sequence))
+	}
+	return out
+}
+
+func prevOf(seq int64, jobs ...job.Job) map[string]diff.Snapshot {
+	m := map[string]diff.Snapshot{}
+	for _, j := range jobs {
+		m[j.ID] = diff.Snapshot{Job: j, Sequence: seq}
+	}
+	return m
+}
+
+func TestComputeEveryStatusPair(t *testing.T) {
+	t.Parallel()
+	statuses := append(slices.Clone(job.Statuses), "Archiving") // an unknown one too
+	for _, from := range statuses {
+		for _, to := range statuses {
+			prev := active("j", 10, 5, 0)
+			prev.Status = from
+			cur := prev
+			cur.Status = to
+			res := diff.Compute(diff.Input{Previous: prevOf(4, prev), Listing: []job.Job{cur}, Complete: true})
+			if from == to {
+				if len(res.Changes) != 0 || len(res.Snapshots) != 0 {
+					t.Errorf("%s→%s: got changes %v, snapshots %d; want none", from, to, kinds(res.Changes), len(res.Snapshots))
+				}
+				continue
+			}
+			if len(res.Changes) != 1 {
+				t.Fatalf("%s→%s: changes %v, want one status change", from, to, kinds(res.Changes))
+			}
+			c := res.Changes[0]
+			if c.Kind != diff.StatusChanged || c.From != from || c.Job.Status != to || c.Sequence != 5 {
+				t.Errorf("%s→%s: got %+v", from, to, c)
+			}
+			if len(res.Snapshots) != 1 || res.Snapshots[0].Sequence != 5 || res.Snapshots[0].Job.Status != to {
+				t.Errorf("%s→%s: snapshots %+v", from, to, res.Snapshots)
+			}
+		}
+	}
+}
+
+func TestComputeCounters(t *testing.T) {
+	t.Parallel()
+	base := active("j", 100, 10, 2)
+	tests := []struct {
+		name      string
+		cur       job.Job
+		want      []string
+		failed    int64
+		succeeded int64
+		rewrite   bool
+	}{
+		{"nothing moved", base, nil, 0, 0, false},
+		{"only the timer moved", func() job.Job { j := base; j.ElapsedActiveSeconds = 999; return j }(), nil, 0, 0, false},
+		{"succeeded grew", active("j", 100, 15, 2), []string{"j:progress#8"}, 0, 5, true},
+		{"total changed", active("j", 120, 10, 2), []string{"j:progress#8"}, 0, 0, true},
+		{"failed grew", active("j", 100, 10, 5), []string{"j:tasks_failed#8"}, 3, 0, true},
+		{"failed and succeeded grew", active("j", 100, 12, 3), []string{"j:tasks_failed#8", "j:progress#9"}, 1, 2, true},
+		{"failed went down", active("j", 100, 10, 1), nil, 0, 0, true},
+		{"priority changed", func() job.Job { j := base; j.Priority = 9; return j }(), nil, 0, 0, true},
+		{"status and every counter", func() job.Job { j := active("j", 100, 100, 4); j.Status = job.StatusComplete; return j }(),
+			[]string{"j:status_changed#8", "j:tasks_failed#9", "j:progress#10"}, 2, 90, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			res := diff.Compute(diff.Input{Previous: prevOf(7, base), Listing: []job.Job{tt.cur}, Complete: true})
+			if got := kinds(res.Changes); !slices.Equal(got, tt.want) {
+				t.Fatalf("changes %v, want %v", got, tt.want)
+			}
+			for _, c := range res.Changes {
+				if c.Kind == diff.TasksFailed || c.Kind == diff.Progress {
+					if c.FailedDelta != tt.failed || c.SucceededDelta != tt.succeeded {
+						t.Errorf("%s deltas = %d/%d, want %d/%d", c.Kind, c.FailedDelta, c.SucceededDelta, tt.failed, tt.succeeded)
+					}
+				}
+			}
+			if got := len(res.Snapshots) == 1; got != tt.rewrite {
+				t.Errorf("snapshot rewritten = %v, want %v", got, tt.rewrite)
+			}
+		})
+	}
+}
+
+func TestComputeDiscoveryAndRemoval(t *testing.T) {
+	t.Parallel()
+	done := active("done", 10, 10, 0)
+	done.Status = job.StatusComplete
+	running := active("running", 10, 1, 0)
+	gone := active("gone", 10, 1, 0)
+	tomb := diff.Snapshot{Job: active("back", 10, 0, 0), Sequence: 6, Removed: true}
+
+	prev := prevOf(3, done, running)
+	prev["back"] = tomb
+
+	t.Run("first sweep is a baseline", func(t *testing.T) {
+		t.Parallel()
+		res := diff.Compute(diff.Input{Previous: nil, Listing: []job.Job{running, done}, Complete: true, Baseline: true})
+		if got, want := kinds(res.Changes), []string{"done:discovered#1", "running:discovered#1"}; !slices.Equal(got, want) {
+			t.Fatalf("changes %v, want %v", got, want)
+		}
+		for _, c := range res.Changes {
+			if !c.Baseline {
+				t.Errorf("%s: Baseline false on a first sweep", c.Job.ID)
+			}
+		}
+	})
+	t.Run("complete listing removes, with reasons", func(t *testing.T) {
+		t.Parallel()
+		res := diff.Compute(diff.Input{Previous: prev, Listing: []job.Job{gone}, Complete: true})
+		want := []string{"done:removed#4", "gone:discovered#1", "running:removed#4"}
+		if got := kinds(res.Changes); !slices.Equal(got, want) {
+			t.Fatalf("changes %v, want %v", got, want)
+		}
+		if r := res.Changes[0].Reason; r != diff.Expired {
+			t.Errorf("terminal job removal reason %q, want expired", r)
+		}
+		if r := res.Changes[2].Reason; r != diff.Vanished {
+			t.Errorf("running job removal reason %q, want vanished", r)
+		}
+		if res.Changes[1].Baseline {
+			t.Error("a job discovered after the first sweep is marked baseline")
+		}
+	})
+	t.Run("incomplete listing removes nothing", func(t *testing.T) {
+		t.Parallel()
+		res := diff.Compute(diff.Input{Previous: prev, Listing: []job.Job{gone}, Complete: false})
+		if got, want := kinds(res.Changes), []string{"gone:discovered#1"}; !slices.Equal(got, want) {
+			t.Fatalf("changes %v, want %v", got, want)
+		}
+	})
+	t.Run("a removed job seen again is rediscovered, sequence continuing", func(t *testing.T) {
+		t.Parallel()
+		res := diff.Compute(diff.Input{Previous: prev, Listing: []job.Job{done, running, tomb.Job}, Complete: true})
+		if got, want := kinds(res.Changes), []string{"back:discovered#7"}; !slices.Equal(got, want) {
+			t.Fatalf("changes %v, want %v", got, want)
+		}
+	})
+	t.Run("tombstones are not removed twice", func(t *testing.T) {
+		t.Parallel()
+		res := diff.Compute(diff.Input{Previous: prev, Listing: []job.Job{done, running}, Complete: true})
+		if len(res.Changes) != 0 {
+			t.Fatalf("changes %v, want none", kinds(res.Changes))
+		}
+	})
+}
+
+func TestComputeDuplicatesLastWins(t *testing.T) {
+	t.Parallel()
+	first := active("j", 10, 1, 0)
+	last := active("j", 10, 2, 0)
+	res := diff.Compute(diff.Input{Listing: []job.Job{first, active("a", 1, 0, 0), last}, Complete: true})
+	if got, want := kinds(res.Changes), []string{"a:discovered#1", "j:discovered#1"}; !slices.Equal(got, want) {
+		t.Fatalf("changes %v, want %v", got, want)
+	}
+	if res.Changes[1].Job.Tasks.Succeeded != 2 {
+		t.Errorf("kept %+v, want the last descriptor", res.Changes[1].Job)
+	}
+}
+
+// checkInvariants asserts what every Compute result must satisfy: the
+// snapshots, applied to the previous ones, reproduce the listing; each
+// job's changes are in kind order with consecutive sequences; the status
+// history the changes tell leads from the old status to the new one.
+func checkInvariants(t *testing.T, in diff.Input) {
+	t.Helper()
+	res := diff.Compute(in)
+
+	after := map[string]diff.Snapshot{}
+	for id, s := range in.Previous {
+		after[id] = s
+	}
+	for _, s := range res.Snapshots {
+		after[s.Job.ID] = s
+	}
+	listed := map[string]job.Job{}
+	for _, j := range in.Listing {
+		listed[j.ID] = j // last wins
+	}
+	for id, j := range listed {
+		s, ok := after[id]
+		if !ok || s.Removed {
+			t.Fatalf("listed job %s is not live after applying the snapshots", id)
+		}
+		got, want := s.Job, j
+		got.ElapsedActiveSeconds, want.ElapsedActiveSeconds = 0, 0
+		if got != want {
+			t.Fatalf("job %s after apply = %+v, want %+v", id, got, want)
+		}
+	}
+	for id, s := range after {
+		if _, ok := listed[id]; !ok && !s.Removed && in.Complete {
+			t.Fatalf("job %s absent from a complete listing is still live", id)
+		}
+		if _, ok := listed[id]; !ok && !in.Complete && s != in.Previous[id] {
+			t.Fatalf("job %s absent from a partial listing was touched", id)
+		}
+	}
+
+	lastSeq := map[string]int64{}
+	lastKind := map[string]diff.Kind{}
+	status := map[string]job.Status{}
+	for id, s := range in.Previous {
+		lastSeq[id] = s.Sequence
+		status[id] = s.Job.Status
+	}
+	for i, c := range res.Changes {
+		id := c.Job.ID
+		if i > 0 && res.Changes[i-1].Job.ID > id {
+			t.Fatalf("changes not ordered by job id at %d", i)
+		}
+		if c.Sequence != lastSeq[id]+1 {
+			t.Fatalf("job %s: sequence %d after %d", id, c.Sequence, lastSeq[id])
+		}
+		if c.Kind <= lastKind[id] {
+			t.Fatalf("job %s: %s after %s", id, c.Kind, lastKind[id])
+		}
+		lastSeq[id], lastKind[id] = c.Sequence, c.Kind
+		switch c.Kind {
+		case diff.Discovered:
+			status[id] = c.Job.Status
+		case diff.TasksFailed:
+			if c.FailedDelta <= 0 {
+				t.Fatalf("job %s: tasks_failed with delta %d", id, c.FailedDelta)
+			}
+		case diff.StatusChanged:
+			if c.From != status[id] {
+				t.Fatalf("job %s: status change from %s, but it was %s", id, c.From, status[id])
+			}
+			status[id] = c.Job.Status
+		}
+	}
+	for id, s := range after {
+		if s.Sequence != lastSeq[id] {
+			t.Fatalf("job %s: snapshot sequence %d, last change %d", id, s.Sequence, lastSeq[id])
+		}
+		if !s.Removed && status[id] != s.Job.Status {
+			t.Fatalf("job %s: changes lead to %s, snapshot says %s", id, status[id], s.Job.Status)
+		}
+	}
+}
+
+// randomWorld builds a previous state and a listing that differ in every
+// way the rules know: new, changed, unchanged, removed and returning jobs.
+func randomWorld(r *rand.Rand) diff.Input {
+	statuses := append(slices.Clone(job.Statuses), "Unknown?")
+	randJob := func(id string) job.Job {
+		j := active(id, r.Int64N(5), r.Int64N(5), r.Int64N(5))
+		j.Status = statuses[r.IntN(len(statuses))]
+		j.Priority = r.Int64N(3)
+		j.ElapsedActiveSeconds = r.Int64N(100)
+		if r.IntN(2) == 0 {
+			j.TerminationTime = time.Unix(r.Int64N(3), 0)
+		}
+		return j
+	}
+	in := diff.Input{Previous: map[string]diff.Snapshot{}, Complete: r.IntN(3) > 0, Baseline: r.IntN(4) == 0}
+	for i := range r.IntN(30) {
+		id := fmt.Sprintf("job-%02d", i)
+		in.Previous[id] = diff.Snapshot{Job: randJob(id), Sequence: r.Int64N(10), Removed: r.IntN(5) == 0}
+	}
+	for range r.IntN(40) {
+		id := fmt.Sprintf("job-%02d", r.IntN(40))
+		j := randJob(id)
+		if prev, ok := in.Previous[id]; ok && r.IntN(2) == 0 {
+			j = prev.Job // unchanged, or only the timer
+			j.ElapsedActiveSeconds += r.Int64N(2)
+		}
+		in.Listing = append(in.Listing, j)
+	}
+	return in
+}
+
+func TestComputeProperties(t *testing.T) {
+	t.Parallel()
+	for seed := range uint64(2000) {
+		in := randomWorld(rand.New(rand.NewPCG(seed, 1)))
+		checkInvariants(t, in)
+	}
+}
+
+func FuzzCompute(f *testing.F) {
+	for seed := range uint64(8) {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, seed uint64) {
+		checkInvariants(t, randomWorld(rand.New(rand.NewPCG(seed, 2))))
+	})
+}

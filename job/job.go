@@ -1,0 +1,117 @@
+// Package job holds the domain types every other package shares: an OSS
+// Batch Operations job as ListJobs and DescribeJob describe it, its status
+// and its task counters. It imports nothing but the standard library.
+package job
+
+import (
+	"strings"
+	"time"
+)
+
+// Status is a job's status exactly as OSS reports it. Values outside the
+// known set are kept verbatim: the API grows, and a poller must not crash on
+// a status it has not heard of.
+type Status string
+
+// The statuses OSS documents for Batch Operations jobs.
+const (
+	StatusNew        Status = "New"
+	StatusPreparing  Status = "Preparing"
+	StatusSuspended  Status = "Suspended"
+	StatusReady      Status = "Ready"
+	StatusActive     Status = "Active"
+	StatusPausing    Status = "Pausing"
+	StatusPaused     Status = "Paused"
+	StatusCompleting Status = "Completing"
+	StatusComplete   Status = "Complete"
+	StatusCancelling Status = "Cancelling"
+	StatusCancelled  Status = "Cancelled"
+	StatusFailing    Status = "Failing"
+	StatusFailed     Status = "Failed"
+)
+
+// Statuses lists the documented statuses in lifecycle order.
+var Statuses = []Status{
+	StatusNew, StatusPreparing, StatusSuspended, StatusReady, StatusActive,
+	StatusPausing, StatusPaused, StatusCompleting, StatusComplete,
+	StatusCancelling, StatusCancelled, StatusFailing, StatusFailed,
+}
+
+// Known reports whether s is one of the documented statuses.
+func (s Status) Known() bool {
+	for _, k := range Statuses {
+		if s == k {
+			return true
+		}
+	}
+	return false
+}
+
+// Terminal reports whether a job in status s can never change again.
+func (s Status) Terminal() bool {
+	return s == StatusComplete || s == StatusCancelled || s == StatusFailed
+}
+
+// NeedsDetail reports whether a transition into s is worth a DescribeJob
+// call: these are the statuses whose reasons (FailureReasons,
+// StatusUpdateReason, ConfirmationRequired) only DescribeJob returns.
+func (s Status) NeedsDetail() bool {
+	switch s {
+	case StatusFailing, StatusFailed, StatusCancelling, StatusCancelled, StatusSuspended:
+		return true
+	}
+	return false
+}
+
+// Token returns s as a safe NATS subject token: every character outside
+// [A-Za-z0-9_-] becomes '_', and an empty status becomes "_".
+func (s Status) Token() string {
+	if s == "" {
+		return "_"
+	}
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'A' && r <= 'Z', r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '_', r == '-':
+			return r
+		}
+		return '_'
+	}, string(s))
+}
+
+// Tasks are a job's progress counters.
+type Tasks struct {
+	Total     int64 `json:"total"`
+	Succeeded int64 `json:"succeeded"`
+	Failed    int64 `json:"failed"`
+}
+
+// Job is one JobListDescriptor: what a ListJobs page says of a job.
+type Job struct {
+	ID          string `json:"jobId"`
+	Operation   string `json:"operation"`
+	Description string `json:"description"`
+	Priority    int64  `json:"priority"`
+	Status      Status `json:"status"`
+	// CreationTime and TerminationTime are zero when OSS gives 0 or nothing.
+	CreationTime    time.Time `json:"creationTime"`
+	TerminationTime time.Time `json:"terminationTime"`
+	Tasks           Tasks     `json:"tasks"`
+	// ElapsedActiveSeconds is ProgressSummary's ElapsedTimeInActiveSeconds.
+	// It moves on every poll of an active job and is not, alone, a change.
+	ElapsedActiveSeconds int64 `json:"elapsedActiveSeconds"`
+}
+
+// FailureReason is one JobFailure of a DescribeJob answer.
+type FailureReason struct {
+	Code   string `json:"code"`
+	Reason string `json:"reason"`
+}
+
+// Detail is what DescribeJob adds to a listing's descriptor.
+type Detail struct {
+	Job
+	ConfirmationRequired bool            `json:"confirmationRequired"`
+	FailureReasons       []FailureReason `json:"failureReasons"`
+	StatusUpdateReason   string          `json:"statusUpdateReason"`
+	RoleARN              string          `json:"roleArn,omitempty"`
+}

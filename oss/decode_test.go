@@ -1,0 +1,246 @@
+package oss
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ossjobwatch/ossjobwatch/job"
+)
+
+// referenceExample is the response example of the ListJobs API page.
+const referenceExample = `<?xml version="1.0" encoding="UTF-8"?> <ListJobsResult> <NextToken>next-page-token-456</NextToken> <Jobs> <JobListDescriptor> <CreationTime>1749983400</CreationTime> <Description>Batch job for setting object tags</Description> <JobId>MzRjZGU2NGQ3YTY5NGRhMTkxZmZhYzY5OTM5YTcxYWU=</JobId> <Operation>PutObjectTagging</Operation> <Priority>10</Priority> <ProgressSummary> <NumberOfTasksFailed>0</NumberOfTasksFailed> <NumberOfTasksSucceeded>1000</NumberOfTasksSucceeded> <Timers> <ElapsedTimeInActiveSeconds>3600</ElapsedTimeInActiveSeconds> </Timers> <TotalNumberOfTasks>1000</TotalNumberOfTasks> </ProgressSummary> <Status>Complete</Status> <TerminationDate>1749987000</TerminationDate> </JobListDescriptor> </Jobs> </ListJobsResult>`
+
+func TestDecodeListJobsReferenceExample(t *testing.T) {
+	t.Parallel()
+	page, err := DecodeListJobs([]byte(referenceExample))
+	if err != nil {
+		t.Fatalf("DecodeListJobs: %v", err)
+	}
+	want := job.Job{
+		ID:                   "MzRjZGU2NGQ3YTY5NGRhMTkxZmZhYzY5OTM5YTcxYWU=",
+		Operation:            "PutObjectTagging",
+		Description:          "Batch job for setting object tags",
+		Priority:             10,
+		Status:               job.StatusComplete,
+		CreationTime:         time.Unix(1749983400, 0).UTC(),
+		TerminationTime:      time.Unix(1749987000, 0).UTC(),
+		Tasks:                job.Tasks{Total: 1000, Succeeded: 1000, Failed: 0},
+		ElapsedActiveSeconds: 3600,
+	}
+	if page.NextToken != "next-page-token-456" {
+		t.Errorf("NextToken = %q, want next-page-token-456", page.NextToken)
+	}
+	if len(page.Jobs) != 1 || page.Jobs[0] != want {
+		t.Fatalf("Jobs = %+v\nwant [%+v]", page.Jobs, want)
+	}
+}
+
+func TestDecodeListJobsTolerance(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		inner string // the JobListDescriptor's children
+		check func(t *testing.T, j job.Job)
+	}{
+		{
+			name:  "elapsed directly under ProgressSummary",
+			inner: `<JobId>a</JobId><Status>Active</Status><ProgressSummary><ElapsedTimeInActiveSeconds>42</ElapsedTimeInActiveSeconds></ProgressSummary>`,
+			check: func(t *testing.T, j job.Job) {
+				if j.ElapsedActiveSeconds != 42 {
+					t.Errorf("ElapsedActiveSeconds = %d, want 42", j.ElapsedActiveSeconds)
+				}
+			},
+		},
+		{
+			name:  "unknown elements anywhere",
+			inner: `<JobId>a</JobId><Future><Deep>x</Deep></Future><Status>Active</Status><ProgressSummary><Timers><NewTimer>1</NewTimer></Timers><Bytes>9</Bytes></ProgressSummary>`,
+			check: func(t *testing.T, j job.Job) {
+				if j.ID != "a" || j.Status != job.StatusActive {
+					t.Errorf("got %+v", j)
+				}
+			},
+		},
+		{
+			name:  "unknown status kept verbatim",
+			inner: `<JobId>a</JobId><Status>Archiving.v2</Status>`,
+			check: func(t *testing.T, j job.Job) {
+				if j.Status != "Archiving.v2" || j.Status.Known() {
+					t.Errorf("Status = %q (known %v), want verbatim unknown", j.Status, j.Status.Known())
+				}
+			},
+		},
+		{
+			name:  "termination date 0 and absent creation time",
+			inner: `<JobId>a</JobId><Status>Active</Status><TerminationDate>0</TerminationDate>`,
+			check: func(t *testing.T, j job.Job) {
+				if !j.TerminationTime.IsZero() || !j.CreationTime.IsZero() {
+					t.Errorf("times = %v, %v, want zero", j.CreationTime, j.TerminationTime)
+				}
+			},
+		},
+		{
+			name:  "ISO 8601 times",
+			inner: `<JobId>a</JobId><Status>Complete</Status><CreationTime>2025-06-15T10:30:00Z</CreationTime><TerminationDate>2025-06-15T19:30:00+08:00</TerminationDate>`,
+			check: func(t *testing.T, j job.Job) {
+				if want := time.Date(2025, 6, 15, 10, 30, 0, 0, time.UTC); !j.CreationTime.Equal(want) {
+					t.Errorf("CreationTime = %v, want %v", j.CreationTime, want)
+				}
+				if want := time.Date(2025, 6, 15, 11, 30, 0, 0, time.UTC); !j.TerminationTime.Equal(want) {
+					t.Errorf("TerminationTime = %v, want %v", j.TerminationTime, want)
+				}
+			},
+		},
+		{
+			name:  "escaped text",
+			inner: `<JobId>a</JobId><Status>Active</Status><Description>tags &amp; ACLs &lt;prod&gt; "q"</Description>`,
+			check: func(t *testing.T, j job.Job) {
+				if j.Description != `tags & ACLs <prod> "q"` {
+					t.Errorf("Description = %q", j.Description)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			body := `<ListJobsResult><Jobs><JobListDescriptor>` + tt.inner + `</JobListDescriptor></Jobs><Unknown/></ListJobsResult>`
+			page, err := DecodeListJobs([]byte(body))
+			if err != nil {
+				t.Fatalf("DecodeListJobs: %v", err)
+			}
+			if len(page.Jobs) != 1 {
+				t.Fatalf("got %d jobs, want 1", len(page.Jobs))
+			}
+			tt.check(t, page.Jobs[0])
+		})
+	}
+}
+
+func TestDecodeListJobsRejects(t *testing.T) {
+	t.Parallel()
+	full := []byte(referenceExample)
+	tests := []struct {
+		name    string
+		body    string
+		wantErr string
+	}{
+		{"empty", "", "empty body"},
+		{"truncated", string(full[:len(full)/2]), "unexpected EOF"},
+		{"truncated at an element end", strings.TrimSuffix(referenceExample, "</ListJobsResult>"), "unexpected EOF"},
+		{"wrong root", `<Error><Code>X</Code></Error>`, "expected element type <ListJobsResult>"},
+		{"not xml", `{"Jobs": []}`, "xml"},
+		{"mismatched tags", `<ListJobsResult><Jobs></ListJobsResult>`, "xml"},
+		{"trailing garbage", referenceExample + `<ListJobsResult/>`, "after root element"},
+		{"no job id", `<ListJobsResult><Jobs><JobListDescriptor><Status>Active</Status></JobListDescriptor></Jobs></ListJobsResult>`, "JobListDescriptor 1: no JobId"},
+		{"no status", `<ListJobsResult><Jobs><JobListDescriptor><JobId>j1</JobId></JobListDescriptor></Jobs></ListJobsResult>`, "job j1: no Status"},
+		{"bad integer", `<ListJobsResult><Jobs><JobListDescriptor><JobId>j1</JobId><Status>Active</Status><ProgressSummary><TotalNumberOfTasks>many</TotalNumberOfTasks></ProgressSummary></JobListDescriptor></Jobs></ListJobsResult>`, `TotalNumberOfTasks: "many" is not an integer`},
+		{"bad time", `<ListJobsResult><Jobs><JobListDescriptor><JobId>j1</JobId><Status>Active</Status><CreationTime>yesterday</CreationTime></JobListDescriptor></Jobs></ListJobsResult>`, `CreationTime: "yesterday"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			page, err := DecodeListJobs([]byte(tt.body))
+			if err == nil {
+				t.Fatalf("DecodeListJobs succeeded with %d jobs, want an error", len(page.Jobs))
+			}
+			if page != nil {
+				t.Errorf("page = %+v, want nil with an error", page)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error %q does not contain %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestDecodeDescribeJob(t *testing.T) {
+	t.Parallel()
+	body := `<?xml version="1.0" encoding="UTF-8"?>
+<DescribeJobResult><Job>
+  <JobId>j1</JobId><Status>Failed</Status><Priority>3</Priority>
+  <Operation><PutObjectTagging><TagSet/></PutObjectTagging></Operation>
+  <ConfirmationRequired>false</ConfirmationRequired>
+  <FailureReasons>
+    <JobFailure><FailureCode>ManifestNotFound</FailureCode><FailureReason>manifest.csv is missing</FailureReason></JobFailure>
+    <JobFailure><FailureCode>AccessDenied</FailureCode><FailureReason>role cannot read</FailureReason></JobFailure>
+  </FailureReasons>
+  <StatusUpdateReason>failed by system</StatusUpdateReason>
+  <RoleArn>acs:ram::1:role/batch</RoleArn>
+  <Report><Bucket>b</Bucket><Enabled>true</Enabled></Report>
+</Job></DescribeJobResult>`
+	d, err := DecodeDescribeJob([]byte(body))
+	if err != nil {
+		t.Fatalf("DecodeDescribeJob: %v", err)
+	}
+	if d.ID != "j1" || d.Status != job.StatusFailed || d.Operation != "PutObjectTagging" || d.Priority != 3 {
+		t.Errorf("job = %+v", d.Job)
+	}
+	want := []job.FailureReason{{"ManifestNotFound", "manifest.csv is missing"}, {"AccessDenied", "role cannot read"}}
+	if fmt.Sprint(d.FailureReasons) != fmt.Sprint(want) {
+		t.Errorf("FailureReasons = %v, want %v", d.FailureReasons, want)
+	}
+	if d.StatusUpdateReason != "failed by system" || d.ConfirmationRequired || d.RoleARN != "acs:ram::1:role/batch" {
+		t.Errorf("detail = %+v", d)
+	}
+
+	if _, err := DecodeDescribeJob([]byte(`<DescribeJobResult><Job><JobId>j</JobId><Status>Suspended</Status><ConfirmationRequired>perhaps</ConfirmationRequired></Job></DescribeJobResult>`)); err == nil || !strings.Contains(err.Error(), "ConfirmationRequired") {
+		t.Errorf("bad boolean: err = %v, want one naming ConfirmationRequired", err)
+	}
+	if _, err := DecodeDescribeJob([]byte(`<DescribeJobResult></DescribeJobResult>`)); err == nil {
+		t.Error("missing Job element: want an error")
+	}
+}
+
+// FuzzDecodeListJobs checks that no body makes the decoder panic, and that
+// every accepted page is usable: each job has an id and a status.
+func FuzzDecodeListJobs(f *testing.F) {
+	f.Add([]byte(referenceExample))
+	f.Add(listJobsBody(3, "tok+/=:?#"))
+	f.Add([]byte(`<ListJobsResult><Jobs><JobListDescriptor><JobId>a</JobId><Status>X</Status><CreationTime>2025-01-01T00:00:00Z</CreationTime></JobListDescriptor></Jobs></ListJobsResult>`))
+	f.Add([]byte(`<ListJobsResult><Jobs>`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		page, err := DecodeListJobs(body)
+		if err != nil {
+			if page != nil {
+				t.Fatal("a page came back with an error")
+			}
+			return
+		}
+		for _, j := range page.Jobs {
+			if j.ID == "" || j.Status == "" {
+				t.Fatalf("accepted job without id or status: %+v", j)
+			}
+		}
+	})
+}
+
+// listJobsBody renders a page of n jobs the way OSS does.
+func listJobsBody(n int, next string) []byte {
+	var b bytes.Buffer
+	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n<ListJobsResult>")
+	if next != "" {
+		fmt.Fprintf(&b, "<NextToken>%s</NextToken>", next)
+	}
+	b.WriteString("<Jobs>")
+	for i := range n {
+		fmt.Fprintf(&b, `<JobListDescriptor><CreationTime>%d</CreationTime><Description>Batch job %d for setting object tags</Description><JobId>%s</JobId><Operation>PutObjectTagging</Operation><Priority>%d</Priority><ProgressSummary><NumberOfTasksFailed>%d</NumberOfTasksFailed><NumberOfTasksSucceeded>%d</NumberOfTasksSucceeded><Timers><ElapsedTimeInActiveSeconds>%d</ElapsedTimeInActiveSeconds></Timers><TotalNumberOfTasks>100000</TotalNumberOfTasks></ProgressSummary><Status>Active</Status><TerminationDate>0</TerminationDate></JobListDescriptor>`,
+			1749983400+i, i, fmt.Sprintf("MzRjZGU2NGQ3YTY5NGRhMTkxZmZhYzY5OTM5%06d=", i), i%100, i%7, i*13, i*3)
+	}
+	b.WriteString("</Jobs></ListJobsResult>")
+	return b.Bytes()
+}
+
+func BenchmarkDecodeListJobs1000(b *testing.B) {
+	body := listJobsBody(1000, "next")
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		page, err := DecodeListJobs(body)
+		if err != nil || len(page.Jobs) != 1000 {
+			b.Fatalf("decode: %v", err)
+		}
+	}
+}
