@@ -118,6 +118,9 @@ func DecodeDescribeJob(body []byte) (*job.Detail, error) {
 		}
 	}
 	for _, f := range r.Job.FailureReasons {
+		if f.Code == "" && f.Reason == "" {
+			continue // some answers hold one empty <JobFailure/> for a job that did not fail
+		}
 		d.FailureReasons = append(d.FailureReasons, job.FailureReason{Code: f.Code, Reason: f.Reason})
 	}
 	return d, nil

@@ -178,7 +178,7 @@ func TestDecodeDescribeJob(t *testing.T) {
 	if d.ID != "j1" || d.Status != job.StatusFailed || d.Operation != "PutObjectTagging" || d.Priority != 3 {
 		t.Errorf("job = %+v", d.Job)
 	}
-	want := []job.FailureReason{{"ManifestNotFound", "manifest.csv is missing"}, {"AccessDenied", "role cannot read"}}
+	want := []job.FailureReason{{Code: "ManifestNotFound", Reason: "manifest.csv is missing"}, {Code: "AccessDenied", Reason: "role cannot read"}}
 	if fmt.Sprint(d.FailureReasons) != fmt.Sprint(want) {
 		t.Errorf("FailureReasons = %v, want %v", d.FailureReasons, want)
 	}
@@ -188,6 +188,10 @@ func TestDecodeDescribeJob(t *testing.T) {
 
 	if _, err := DecodeDescribeJob([]byte(`<DescribeJobResult><Job><JobId>j</JobId><Status>Suspended</Status><ConfirmationRequired>perhaps</ConfirmationRequired></Job></DescribeJobResult>`)); err == nil || !strings.Contains(err.Error(), "ConfirmationRequired") {
 		t.Errorf("bad boolean: err = %v, want one naming ConfirmationRequired", err)
+	}
+	empty, err := DecodeDescribeJob([]byte(`<DescribeJobResult><Job><JobId>j</JobId><Status>Active</Status><FailureReasons><JobFailure/></FailureReasons></Job></DescribeJobResult>`))
+	if err != nil || empty.FailureReasons == nil || len(empty.FailureReasons) != 0 {
+		t.Errorf("an empty JobFailure: reasons %#v, err %v; want an empty list", empty.FailureReasons, err)
 	}
 	if _, err := DecodeDescribeJob([]byte(`<DescribeJobResult></DescribeJobResult>`)); err == nil {
 		t.Error("missing Job element: want an error")
