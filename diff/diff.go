@@ -48,13 +48,7 @@ const (
 )
 
 // Snapshot is what the store knows of one job.
-type Snapshot struct {
-	Job job.Job
-	// Sequence is the sequence of the job's last event.
-	Sequence int64
-	// Removed is set once the job was reported removed (a tombstone).
-	Removed bool
-}
+type Snapshot = job.Snapshot
 
 // Change is one transition of one job.
 type Change struct {

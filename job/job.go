@@ -115,3 +115,13 @@ type Detail struct {
 	StatusUpdateReason   string          `json:"statusUpdateReason"`
 	RoleARN              string          `json:"roleArn,omitempty"`
 }
+
+// Snapshot is what ossjobwatch last knew of a job: the descriptor of the
+// listing that last changed it, the sequence of its last event, and whether
+// a complete listing has since lacked it (a tombstone; the row stays so the
+// sequence never restarts).
+type Snapshot struct {
+	Job      Job
+	Sequence int64
+	Removed  bool
+}
