@@ -163,8 +163,12 @@ func (res *Result) removals(previous map[string]Snapshot, current []job.Job) {
 }
 
 // dedupe returns the listing sorted by id with one descriptor per job, the
-// last one given.
+// last one given. OSS lists in id order, so the usual listing is returned
+// as it is, without a copy: at 100,000 jobs a copy is megabytes.
 func dedupe(listing []job.Job) []job.Job {
+	if slices.IsSortedFunc(listing, func(a, b job.Job) int { return cmp.Compare(a.ID, b.ID) }) && unique(listing) {
+		return listing
+	}
 	out := slices.Clone(listing)
 	// Sort by id, keeping input order among equal ids, then keep the last
 	// of each run.
@@ -178,6 +182,16 @@ func dedupe(listing []job.Job) []job.Job {
 		w++
 	}
 	return out[:w]
+}
+
+// unique reports whether a sorted listing names every job once.
+func unique(sorted []job.Job) bool {
+	for i := 1; i < len(sorted); i++ {
+		if sorted[i].ID == sorted[i-1].ID {
+			return false
+		}
+	}
+	return true
 }
 
 // sameDescriptor compares everything but the active-time timer.

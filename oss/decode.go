@@ -83,14 +83,28 @@ func DecodeListJobs(body []byte) (*Page, error) {
 		return nil, err
 	}
 	page := &Page{NextToken: strings.TrimSpace(r.NextToken), Jobs: make([]job.Job, 0, len(r.Jobs))}
+	// A page repeats a handful of operations and statuses a thousand times;
+	// sharing one string for each keeps a 100,000-job listing megabytes
+	// smaller.
+	intern := map[string]string{}
 	for i := range r.Jobs {
 		j, err := r.Jobs[i].toJob()
 		if err != nil {
 			return nil, fmt.Errorf("JobListDescriptor %d: %w", i+1, err)
 		}
+		j.Operation = internString(intern, j.Operation)
+		j.Status = job.Status(internString(intern, string(j.Status)))
 		page.Jobs = append(page.Jobs, j)
 	}
 	return page, nil
+}
+
+func internString(m map[string]string, s string) string {
+	if v, ok := m[s]; ok {
+		return v
+	}
+	m[s] = s
+	return s
 }
 
 // DecodeDescribeJob decodes a DescribeJob response body.

@@ -1,0 +1,275 @@
+// Package poller sweeps targets: one sweep lists every job of a target,
+// diffs the listing against the stored snapshots and writes the changed
+// snapshots, the events and the sweep's record in one transaction. The
+// outbox table is its only contract with the publisher.
+package poller
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ossjobwatch/ossjobwatch/diff"
+	"github.com/ossjobwatch/ossjobwatch/event"
+	"github.com/ossjobwatch/ossjobwatch/job"
+	"github.com/ossjobwatch/ossjobwatch/oss"
+	"github.com/ossjobwatch/ossjobwatch/store"
+)
+
+// Target is one account and region to watch.
+type Target struct {
+	// Name is the target's name in subjects and SQL, [A-Za-z0-9_-]+.
+	Name string
+	// Region is the OSS region id, carried in every event.
+	Region string
+	// Client lists the target's jobs.
+	Client *oss.Client
+}
+
+// Config configures a Poller.
+type Config struct {
+	// Store is where snapshots and events live. Required.
+	Store *store.Store
+	// SubjectPrefix starts every subject. Defaults to "ossjobs".
+	SubjectPrefix string
+	// MaxDescribes caps the DescribeJob calls one sweep makes to enrich
+	// status events; past it, events go out without enrichment. Defaults
+	// to 50.
+	MaxDescribes int
+	// DescribeConcurrency is how many DescribeJob calls run at once.
+	// Defaults to 4.
+	DescribeConcurrency int
+	// Logger defaults to discarding.
+	Logger *slog.Logger
+	// NowFunc is the clock. Defaults to time.Now.
+	NowFunc func() time.Time
+	// OnDescribeError, if set, is called for every failed enrichment, for
+	// metrics.
+	OnDescribeError func(target string, err error)
+}
+
+// Poller runs sweeps. It is safe for concurrent use; sweeps of one target
+// in one process are serialised, and the store fences sweeps of several
+// processes.
+type Poller struct {
+	cfg   Config
+	log   *slog.Logger
+	mu    sync.Mutex
+	state map[string]*targetState
+}
+
+// targetState is a process's knowledge of one target: a lock that
+// serialises its sweeps, and the snapshots as of the sweep it applied last,
+// so that a steady-state sweep need not read every row back.
+type targetState struct {
+	mu      sync.Mutex
+	version string
+	snaps   map[string]job.Snapshot
+}
+
+// New checks cfg and returns a poller.
+func New(cfg Config) (*Poller, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("poller: Config.Store is required")
+	}
+	cfg.SubjectPrefix = cmp.Or(cfg.SubjectPrefix, event.DefaultSubjectPrefix)
+	if !event.ValidPrefix(cfg.SubjectPrefix) {
+		return nil, fmt.Errorf("poller: subject prefix %q: must be dot-separated tokens of [A-Za-z0-9_-]", cfg.SubjectPrefix)
+	}
+	cfg.MaxDescribes = cmp.Or(cfg.MaxDescribes, 50)
+	cfg.DescribeConcurrency = cmp.Or(cfg.DescribeConcurrency, 4)
+	if cfg.MaxDescribes < 0 || cfg.DescribeConcurrency < 1 {
+		return nil, errors.New("poller: MaxDescribes must not be negative and DescribeConcurrency must be positive")
+	}
+	if cfg.NowFunc == nil {
+		cfg.NowFunc = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Poller{cfg: cfg, log: log, state: map[string]*targetState{}}, nil
+}
+
+// Result says what a sweep did.
+type Result struct {
+	SweepID string
+	Pages   int
+	Jobs    int
+	Events  int
+	// Snapshots is how many job rows the sweep wrote.
+	Snapshots int
+	// Stale is true when another process applied a newer listing first:
+	// this sweep wrote nothing, and that is not an error.
+	Stale bool
+	// DescribeFailures counts enrichments that failed; their events went
+	// out without DescribeJob's fields.
+	DescribeFailures int
+	Duration         time.Duration
+}
+
+// maxApplyAttempts bounds the re-reads after ErrConflict: another process
+// applying a sweep of the same target between our read and our write.
+const maxApplyAttempts = 3
+
+// recordTimeout bounds recording a failed sweep, which runs even when the
+// sweep's context was cancelled.
+const recordTimeout = 5 * time.Second
+
+// SweepOnce lists every job of t, diffs and applies the result. A listing
+// that fails or does not complete writes nothing but the sweep's record,
+// with the error.
+func (p *Poller) SweepOnce(ctx context.Context, t Target) (Result, error) {
+	if !event.ValidName(t.Name) {
+		return Result{}, fmt.Errorf("sweep: target name %q: must match [A-Za-z0-9_-]+", t.Name)
+	}
+	if t.Client == nil {
+		return Result{}, fmt.Errorf("sweep %s: no OSS client", t.Name)
+	}
+	ts := p.target(t.Name)
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+
+	sweepID, err := event.NewID()
+	if err != nil {
+		return Result{}, err
+	}
+	started := p.cfg.NowFunc().UTC()
+	res := Result{SweepID: sweepID}
+	log := p.log.With("target", t.Name, "sweep", sweepID)
+	if err := p.cfg.Store.StartSweep(ctx, sweepID, t.Name, started); err != nil {
+		return res, fmt.Errorf("sweep %s: %w", t.Name, err)
+	}
+	// record notes a sweep that wrote nothing, even when ctx was cancelled.
+	record := func(why string) error {
+		now := p.cfg.NowFunc()
+		res.Duration = now.Sub(started)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+		defer cancel()
+		return p.cfg.Store.FinishSweep(rctx, store.SweepRecord{
+			ID: sweepID, FinishedAt: now.UTC(), Pages: res.Pages, JobsListed: res.Jobs, Err: why,
+		})
+	}
+	fail := func(err error) (Result, error) {
+		return res, fmt.Errorf("sweep %s: %w", t.Name, errors.Join(err, record(err.Error())))
+	}
+
+	listing, err := p.list(ctx, t, &res)
+	if err != nil {
+		return fail(err)
+	}
+
+	for attempt := 1; ; attempt++ {
+		written, err := p.apply(ctx, t, ts, listing, started, &res, log)
+		switch {
+		case err == nil:
+			res.Events = written
+			res.Duration = p.cfg.NowFunc().Sub(started)
+			log.Info("sweep applied", "pages", res.Pages, "jobs", res.Jobs, "events", res.Events, "duration", res.Duration)
+			return res, nil
+		case errors.Is(err, store.ErrStale):
+			res.Stale = true
+			log.Info("sweep superseded by a newer listing; nothing written")
+			return res, record("superseded: " + store.ErrStale.Error())
+		case errors.Is(err, store.ErrConflict) && attempt < maxApplyAttempts:
+			log.Info("snapshots changed under the sweep; reading them again", "attempt", attempt)
+			ts.version, ts.snaps = "", nil
+			continue
+		default:
+			ts.version, ts.snaps = "", nil
+			return fail(err)
+		}
+	}
+}
+
+func (p *Poller) target(name string) *targetState {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ts, ok := p.state[name]
+	if !ok {
+		ts = &targetState{}
+		p.state[name] = ts
+	}
+	return ts
+}
+
+// list fetches every page, with no status filter: with one, a job whose
+// status changed would look as if it had vanished.
+func (p *Poller) list(ctx context.Context, t Target, res *Result) ([]job.Job, error) {
+	pager := t.Client.Pager(oss.ListJobsOptions{MaxKeys: 1000})
+	var jobs []job.Job
+	for page, err := range pager.All(ctx) {
+		if err != nil {
+			res.Pages, res.Jobs = pager.Pages(), pager.Jobs()
+			return nil, err
+		}
+		jobs = append(jobs, page.Jobs...)
+	}
+	res.Pages, res.Jobs = pager.Pages(), pager.Jobs()
+	if !pager.Complete() {
+		return nil, errors.New("listing ended before its last page")
+	}
+	return jobs, nil
+}
+
+// apply reads the snapshots (unless this process applied the last sweep
+// and still holds them), diffs, enriches and writes.
+func (p *Poller) apply(ctx context.Context, t Target, ts *targetState, listing []job.Job, listedAt time.Time, res *Result, log *slog.Logger) (int, error) {
+	st, err := p.cfg.Store.TargetState(ctx, t.Name)
+	if err != nil {
+		return 0, err
+	}
+	if ts.snaps == nil || ts.version != st.LastSweepID {
+		st, ts.snaps, err = p.cfg.Store.Snapshots(ctx, t.Name)
+		if err != nil {
+			ts.snaps = nil
+			return 0, err
+		}
+		ts.version = st.LastSweepID
+	}
+	if st.Baselined && !listedAt.After(st.LastListedAt) {
+		return 0, store.ErrStale
+	}
+
+	d := diff.Compute(diff.Input{Previous: ts.snaps, Listing: listing, Complete: true, Baseline: !st.Baselined})
+	details := p.enrich(ctx, t, d.Changes, res, log)
+	meta := event.Meta{Target: t.Name, Region: t.Region, SubjectPrefix: p.cfg.SubjectPrefix, SweepID: res.SweepID, ObservedAt: listedAt}
+	events := func(yield func(event.Event, error) bool) {
+		for _, c := range d.Changes {
+			id, err := event.NewID()
+			if err != nil {
+				yield(event.Event{}, err)
+				return
+			}
+			var detail *job.Detail
+			if c.Kind == diff.StatusChanged {
+				detail = details[c.Job.ID]
+			}
+			if !yield(event.Encode(id, c, detail, meta)) {
+				return
+			}
+		}
+	}
+	written, err := p.cfg.Store.ApplySweep(ctx, store.Apply{
+		Target:    t.Name,
+		SweepID:   res.SweepID,
+		ListedAt:  listedAt,
+		Expect:    ts.version,
+		Snapshots: d.Snapshots,
+		Events:    events,
+		Record:    store.SweepRecord{FinishedAt: p.cfg.NowFunc().UTC(), Pages: res.Pages, JobsListed: res.Jobs},
+	})
+	if err != nil {
+		return 0, err
+	}
+	res.Snapshots = len(d.Snapshots)
+	for _, s := range d.Snapshots {
+		ts.snaps[s.Job.ID] = s
+	}
+	ts.version = res.SweepID
+	return written, nil
+}

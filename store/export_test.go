@@ -1,0 +1,4 @@
+package store
+
+// InterpretError exposes interpretError to the external tests.
+var InterpretError = interpretError

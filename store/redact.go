@@ -1,0 +1,224 @@
+package store
+
+import (
+	"cmp"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+// redacted replaces a password; pgx masks with the same string.
+const redacted = "xxxxx"
+
+// RedactURL returns the database URL with every password replaced by
+// "xxxxx", so that it can be logged or put in an error. It handles both forms
+// PostgreSQL accepts: URLs (postgres://user:secret@host/db?sslpassword=…) and
+// key=value DSNs (host=h password='se cret'). A URL that does not parse cleanly is
+// masked generously, from its first ':' after the scheme to its last '@':
+// hiding too much beats leaking.
+func RedactURL(databaseURL string) string {
+	var b strings.Builder
+	last := 0
+	for _, sp := range passwordSpans(databaseURL) {
+		b.WriteString(databaseURL[last:sp.start])
+		b.WriteString(redacted)
+		last = sp.end
+	}
+	b.WriteString(databaseURL[last:])
+	return b.String()
+}
+
+// span is a password's byte range in a DSN.
+type span struct{ start, end int }
+
+// passwordSpans returns the byte ranges of the passwords in dsn, in order and
+// not overlapping.
+func passwordSpans(dsn string) []span {
+	for _, scheme := range []string{"postgres://", "postgresql://"} {
+		if strings.HasPrefix(dsn, scheme) {
+			return mergeSpans(urlPasswordSpans(dsn, len(scheme)))
+		}
+	}
+	return keywordPasswordSpans(dsn)
+}
+
+// mergeSpans sorts spans and joins those that overlap.
+func mergeSpans(spans []span) []span {
+	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.start, b.start) })
+	var out []span
+	for _, sp := range spans {
+		if n := len(out); n > 0 && sp.start <= out[n-1].end {
+			out[n-1].end = max(out[n-1].end, sp.end)
+			continue
+		}
+		out = append(out, sp)
+	}
+	return out
+}
+
+// urlPasswordSpans finds the userinfo password and the password and
+// sslpassword query values of a URL whose authority starts at dsn[start].
+func urlPasswordSpans(dsn string, start int) []span {
+	var spans []span
+	rest := dsn[start:]
+	var queryAt int // index of the query in rest, or -1
+	if wellFormedURL(dsn) {
+		// The structure is certain; follow net/url: the query starts at the
+		// first '?', the authority ends at the first '/' or '?', and its
+		// userinfo at its last '@'.
+		queryAt = strings.IndexByte(rest, '?')
+		authority := rest
+		if i := strings.IndexAny(rest, "/?"); i >= 0 {
+			authority = rest[:i]
+		}
+		if at := strings.LastIndexByte(authority, '@'); at >= 0 {
+			if colon := strings.IndexByte(authority[:at], ':'); colon >= 0 {
+				spans = append(spans, span{start + colon + 1, start + at})
+			}
+		}
+	} else {
+		// Malformed, typically by an unescaped '@', '/', '?' or '#' in the
+		// password: assume the userinfo runs to the last '@', and the query
+		// from the first '?'. The spans may overlap; mergeSpans joins them.
+		if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+			if colon := strings.IndexByte(rest[:at], ':'); colon >= 0 {
+				spans = append(spans, span{start + colon + 1, start + at})
+			}
+		}
+		queryAt = strings.IndexByte(rest, '?')
+	}
+	if queryAt < 0 {
+		return spans
+	}
+	pos := start + queryAt + 1
+	for pair := range strings.SplitSeq(rest[queryAt+1:], "&") {
+		rawKey, value, ok := strings.Cut(pair, "=")
+		if ok && value != "" {
+			key := rawKey
+			if k, err := url.QueryUnescape(rawKey); err == nil {
+				key = k
+			}
+			if isPasswordKey(key) {
+				valueAt := pos + len(rawKey) + 1
+				spans = append(spans, span{valueAt, valueAt + len(value)})
+			}
+		}
+		pos += len(pair) + 1
+	}
+	return spans
+}
+
+// wellFormedURL reports whether dsn parses as a URL whose only '@' outside
+// the userinfo are in query values. A DSN has no fragment, a single '?', and
+// no '@' in its database name or parameter names: anything else more likely
+// comes from a password with characters left unescaped, which makes the URL
+// parse as something else.
+func wellFormedURL(dsn string) bool {
+	u, err := url.Parse(dsn)
+	if err != nil || strings.Contains(dsn, "#") || strings.Contains(u.Path, "@") || strings.Contains(u.RawQuery, "?") {
+		return false
+	}
+	for pair := range strings.SplitSeq(u.RawQuery, "&") {
+		if key, _, _ := strings.Cut(pair, "="); strings.ContainsAny(key, "@?") {
+			return false
+		}
+	}
+	return true
+}
+
+// keywordPasswordSpans finds the password and sslpassword values of a
+// key=value DSN, scanning it as libpq does: values are bare words or
+// single-quoted, with backslash escapes in both. An unterminated quote runs
+// to the end.
+func keywordPasswordSpans(dsn string) []span {
+	var spans []span
+	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' }
+	i := 0
+	for i < len(dsn) {
+		for i < len(dsn) && isSpace(dsn[i]) {
+			i++
+		}
+		keyStart := i
+		for i < len(dsn) && dsn[i] != '=' && !isSpace(dsn[i]) {
+			i++
+		}
+		key := dsn[keyStart:i]
+		for i < len(dsn) && isSpace(dsn[i]) {
+			i++
+		}
+		if i >= len(dsn) || dsn[i] != '=' {
+			continue // malformed; pgx rejects it, nothing to mask
+		}
+		i++
+		for i < len(dsn) && isSpace(dsn[i]) {
+			i++
+		}
+		valueStart := i
+		if i < len(dsn) && dsn[i] == '\'' {
+			for i++; i < len(dsn) && dsn[i] != '\''; i++ {
+				if dsn[i] == '\\' {
+					i++
+				}
+			}
+			i = min(i+1, len(dsn)) // past the closing quote
+		} else {
+			for ; i < len(dsn) && !isSpace(dsn[i]); i++ {
+				if dsn[i] == '\\' {
+					i++
+				}
+			}
+			i = min(i, len(dsn))
+		}
+		if isPasswordKey(key) && i > valueStart {
+			spans = append(spans, span{valueStart, i})
+		}
+	}
+	return spans
+}
+
+func isPasswordKey(key string) bool {
+	key = strings.ToLower(key)
+	return key == "password" || key == "sslpassword"
+}
+
+// redactError returns err with every password of dsn masked in its message.
+// pgx already redacts the DSNs it prints; this also covers what it cannot
+// know, such as a password echoed in a server or a wrapped error. The
+// original error stays reachable through errors.Is and errors.As.
+func redactError(err error, dsn string) error {
+	msg := err.Error()
+	for _, secret := range secrets(dsn) {
+		if secret == "" {
+			continue
+		}
+		msg = strings.ReplaceAll(msg, secret, redacted)
+	}
+	return &redactedError{msg: msg, err: err}
+}
+
+// secrets returns the passwords of dsn as written in it and as decoded.
+func secrets(dsn string) []string {
+	var out []string
+	for _, sp := range passwordSpans(dsn) {
+		raw := dsn[sp.start:sp.end]
+		if raw == "" {
+			continue
+		}
+		out = append(out, raw)
+		if s, err := url.PathUnescape(raw); err == nil && s != raw {
+			out = append(out, s)
+		}
+		if s := strings.Trim(raw, "'"); s != raw {
+			out = append(out, s, strings.NewReplacer(`\\`, `\`, `\'`, `'`).Replace(s))
+		}
+	}
+	return out
+}
+
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }

@@ -1,0 +1,157 @@
+// Package store holds all of ossjobwatch's SQL: the PostgreSQL connection
+// pool, the schema migrations, and (as the poller and the relay need them)
+// the named queries over the jobs snapshots and the job_events outbox.
+//
+// Library errors are translated once, here: a query that finds no row
+// returns ErrNotFound, never pgx.ErrNoRows. Errors never carry the database
+// password; RedactURL makes a DSN safe to log.
+package store
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// ErrNotFound is returned when a lookup finds no row.
+var ErrNotFound = errors.New("not found")
+
+const (
+	defaultMaxConns        = 8
+	defaultConnectTimeout  = 10 * time.Second
+	defaultApplicationName = "ossjobwatch"
+
+	// rollbackTimeout bounds the rollback of a failed or cancelled
+	// transaction, which runs on a context detached from the caller's.
+	rollbackTimeout = 5 * time.Second
+)
+
+// Config tunes the connection pool. The zero value is ready to use; settings
+// left zero fall back to the database URL's own parameters (pool_max_conns,
+// connect_timeout, application_name), then to the defaults below.
+type Config struct {
+	// MaxConns is the most connections the pool opens. A sweep holds one for
+	// its transaction and the relay one more, and LISTEN needs its own.
+	// Defaults to pool_max_conns from the URL, or else the number of CPUs
+	// and at least 8.
+	MaxConns int32
+
+	// ConnectTimeout bounds opening each connection, and the ping in Open.
+	// Defaults to connect_timeout from the URL, or else 10 seconds.
+	ConnectTimeout time.Duration
+
+	// ApplicationName is shown in pg_stat_activity. Defaults to
+	// application_name from the URL, or else "ossjobwatch".
+	ApplicationName string
+}
+
+func (c Config) validate() error {
+	if c.MaxConns < 0 {
+		return fmt.Errorf("MaxConns: must not be negative, got %d", c.MaxConns)
+	}
+	if c.ConnectTimeout < 0 {
+		return fmt.Errorf("ConnectTimeout: must not be negative, got %s", c.ConnectTimeout)
+	}
+	return nil
+}
+
+// Store is ossjobwatch's PostgreSQL database. It is safe for concurrent use.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// Open connects to the database at databaseURL (a postgres:// URL or a
+// key=value DSN) and pings it within cfg.ConnectTimeout. It does not migrate:
+// call Migrate. Errors name the database with its password redacted.
+func Open(ctx context.Context, databaseURL string, cfg Config) (*Store, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("store config: %w", err)
+	}
+	poolCfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, redactError(fmt.Errorf("parse database URL: %w", err), databaseURL)
+	}
+	switch {
+	case cfg.MaxConns > 0:
+		poolCfg.MaxConns = cfg.MaxConns
+	case !strings.Contains(databaseURL, "pool_max_conns"):
+		// pgxpool's own default, max(4, number of CPUs), is too few on a
+		// small machine for sweeps, the relay and a LISTEN connection.
+		poolCfg.MaxConns = max(defaultMaxConns, poolCfg.MaxConns)
+	}
+	if cfg.ConnectTimeout > 0 || poolCfg.ConnConfig.ConnectTimeout == 0 {
+		poolCfg.ConnConfig.ConnectTimeout = cmp.Or(cfg.ConnectTimeout, defaultConnectTimeout)
+	}
+	if cfg.ApplicationName != "" || poolCfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		poolCfg.ConnConfig.RuntimeParams["application_name"] = cmp.Or(cfg.ApplicationName, defaultApplicationName)
+	}
+
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		return nil, redactError(fmt.Errorf("create pool for %s: %w", RedactURL(databaseURL), err), databaseURL)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, poolCfg.ConnConfig.ConnectTimeout)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, redactError(fmt.Errorf("ping %s: %w", RedactURL(databaseURL), err), databaseURL)
+	}
+	return &Store{pool: pool}, nil
+}
+
+// Close closes the pool's connections, waiting for acquired ones to be
+// released.
+func (s *Store) Close() {
+	s.pool.Close()
+}
+
+// Pool returns the underlying pool, for what the store does not wrap:
+// health checks, pool statistics for metrics, a dedicated LISTEN connection.
+func (s *Store) Pool() *pgxpool.Pool {
+	return s.pool
+}
+
+// WithTx runs fn in a transaction and commits it if fn returns nil. It is the
+// project's only Begin.
+//
+// If fn returns an error or panics, or ctx is cancelled, the transaction is
+// rolled back, on a context detached from ctx with a short timeout, so that a
+// cancelled sweep still releases its locks and connection at once. fn's error
+// is returned as is; a failed rollback is joined to it.
+func (s *Store) WithTx(ctx context.Context, fn func(pgx.Tx) error) (err error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	defer func() {
+		// After a successful Commit, Rollback is a no-op returning
+		// ErrTxClosed. On a panic it runs too, and the panic goes on.
+		rbCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+		defer cancel()
+		if rbErr := tx.Rollback(rbCtx); rbErr != nil && !errors.Is(rbErr, pgx.ErrTxClosed) {
+			err = errors.Join(err, fmt.Errorf("roll back transaction: %w", rbErr))
+		}
+	}()
+	if err = fn(tx); err != nil {
+		return err
+	}
+	if err = tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit transaction: %w", err)
+	}
+	return nil
+}
+
+// interpretError translates pgx errors into the store's: pgx.ErrNoRows
+// becomes ErrNotFound. Queries pass their errors through it once.
+func interpretError(err error) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrNotFound
+	}
+	return err
+}

@@ -1,0 +1,339 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/ossjobwatch/ossjobwatch/event"
+	"github.com/ossjobwatch/ossjobwatch/job"
+)
+
+// OutboxChannel is the LISTEN/NOTIFY channel a sweep notifies when it has
+// written events; the payload is the target's name.
+const OutboxChannel = "ossjobwatch_outbox"
+
+var (
+	// ErrStale: a listing taken later than this one was applied already, so
+	// applying this one would move the snapshots back in time.
+	ErrStale = errors.New("a newer listing of the target was applied already")
+	// ErrConflict: the target's snapshots changed between being read and
+	// being written; read them again and recompute.
+	ErrConflict = errors.New("the target's snapshots changed since they were read")
+)
+
+// TargetState is what the store knows of a target's applied sweeps.
+type TargetState struct {
+	// Baselined is false until a sweep of the target was applied: the next
+	// one is then its baseline.
+	Baselined bool
+	// LastSweepID is the sweep applied last; the version of the snapshots.
+	LastSweepID string
+	// LastListedAt is when that sweep's listing was taken.
+	LastListedAt time.Time
+}
+
+// TargetState reads a target's state; a target never swept has the zero
+// state.
+func (s *Store) TargetState(ctx context.Context, target string) (TargetState, error) {
+	return targetState(ctx, s.pool, target, false)
+}
+
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func targetState(ctx context.Context, q querier, target string, forUpdate bool) (TargetState, error) {
+	sql := `SELECT baseline_done, coalesce(last_sweep_id::text, ''), last_listed_at FROM targets WHERE target = $1`
+	if forUpdate {
+		sql += ` FOR UPDATE`
+	}
+	var st TargetState
+	var listed *time.Time
+	err := q.QueryRow(ctx, sql, target).Scan(&st.Baselined, &st.LastSweepID, &listed)
+	if errors.Is(interpretError(err), ErrNotFound) {
+		return TargetState{}, nil
+	}
+	if err != nil {
+		return TargetState{}, fmt.Errorf("read state of target %s: %w", target, err)
+	}
+	if listed != nil {
+		st.LastListedAt = *listed
+	}
+	return st, nil
+}
+
+// Snapshots reads every snapshot of a target, tombstones included, with the
+// state they belong to. The state is read first: should a sweep be applied
+// between the two reads, ApplySweep sees a newer version than the one
+// returned and refuses with ErrConflict, so mixed data is never written.
+func (s *Store) Snapshots(ctx context.Context, target string) (TargetState, map[string]job.Snapshot, error) {
+	st, err := s.TargetState(ctx, target)
+	if err != nil {
+		return st, nil, err
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT job_id, status, coalesce(operation, ''), coalesce(description, ''), coalesce(priority, 0),
+		       creation_time, termination_time,
+		       coalesce(tasks_total, 0), coalesce(tasks_succeeded, 0), coalesce(tasks_failed, 0),
+		       coalesce(elapsed_active_seconds, 0), last_sequence, removed_at IS NOT NULL
+		FROM jobs WHERE target = $1`, target)
+	if err != nil {
+		return st, nil, fmt.Errorf("read snapshots of target %s: %w", target, err)
+	}
+	defer rows.Close()
+	snaps := map[string]job.Snapshot{}
+	for rows.Next() {
+		var sn job.Snapshot
+		j := &sn.Job
+		var status string
+		var created, terminated *time.Time
+		if err := rows.Scan(&j.ID, &status, &j.Operation, &j.Description, &j.Priority,
+			&created, &terminated, &j.Tasks.Total, &j.Tasks.Succeeded, &j.Tasks.Failed,
+			&j.ElapsedActiveSeconds, &sn.Sequence, &sn.Removed); err != nil {
+			return st, nil, fmt.Errorf("read snapshots of target %s: %w", target, err)
+		}
+		j.Status = job.Status(status)
+		j.CreationTime, j.TerminationTime = utcOrZero(created), utcOrZero(terminated)
+		snaps[j.ID] = sn
+	}
+	if err := rows.Err(); err != nil {
+		return st, nil, fmt.Errorf("read snapshots of target %s: %w", target, err)
+	}
+	return st, snaps, nil
+}
+
+// StartSweep records that a sweep began, so that a sweep whose process dies
+// still leaves a row (with no finished_at).
+func (s *Store) StartSweep(ctx context.Context, id, target string, startedAt time.Time) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO sweeps (id, target, started_at) VALUES ($1, $2, $3)`, id, target, startedAt)
+	if err != nil {
+		return fmt.Errorf("record start of sweep %s: %w", id, err)
+	}
+	return nil
+}
+
+// SweepRecord is how a sweep ended.
+type SweepRecord struct {
+	ID         string
+	FinishedAt time.Time
+	Pages      int
+	JobsListed int
+	Events     int
+	Complete   bool
+	// Err is why the sweep failed; empty on success.
+	Err string
+}
+
+// FinishSweep records the end of a sweep that applied nothing (a failed
+// listing, a stale one). ApplySweep records successful ones itself.
+func (s *Store) FinishSweep(ctx context.Context, rec SweepRecord) error {
+	return finishSweep(ctx, s.pool, rec)
+}
+
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+func finishSweep(ctx context.Context, db execer, rec SweepRecord) error {
+	var errText *string
+	if rec.Err != "" {
+		errText = &rec.Err
+	}
+	tag, err := db.Exec(ctx, `
+		UPDATE sweeps SET finished_at = $2, pages = $3, jobs_listed = $4, events = $5, complete = $6, error = $7
+		WHERE id = $1`, rec.ID, rec.FinishedAt, rec.Pages, rec.JobsListed, rec.Events, rec.Complete, errText)
+	if err != nil {
+		return fmt.Errorf("record end of sweep %s: %w", rec.ID, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return fmt.Errorf("record end of sweep %s: %w", rec.ID, ErrNotFound)
+	}
+	return nil
+}
+
+// Apply is one sweep's result, to be written atomically.
+type Apply struct {
+	Target  string
+	SweepID string
+	// ListedAt is when the sweep's listing was taken; a listing not newer
+	// than the stored one is refused with ErrStale.
+	ListedAt time.Time
+	// Expect is the TargetState.LastSweepID the snapshots were read at; if
+	// the target moved on since, ApplySweep returns ErrConflict.
+	Expect string
+	// Snapshots are the changed snapshots to write (diff.Result.Snapshots).
+	Snapshots []job.Snapshot
+	// Events are the events to append to the outbox, in order.
+	Events iter.Seq2[event.Event, error]
+	// Record is the sweep's row (ID, Pages, JobsListed, FinishedAt); Events
+	// and Complete are filled in by ApplySweep.
+	Record SweepRecord
+}
+
+// ApplySweep writes a sweep's snapshots, events and record in one
+// transaction, fenced per target: a transaction-scoped advisory lock orders
+// concurrent applies of one target, the stored listing time refuses stale
+// listings, and the stored sweep id refuses snapshots read before another
+// apply. It returns how many events it wrote.
+func (s *Store) ApplySweep(ctx context.Context, a Apply) (int, error) {
+	var written int
+	err := s.WithTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('ossjobwatch.target:' || $1, 0))`, a.Target); err != nil {
+			return fmt.Errorf("lock target %s: %w", a.Target, err)
+		}
+		st, err := targetState(ctx, tx, a.Target, true)
+		if err != nil {
+			return err
+		}
+		if st.Baselined && !a.ListedAt.After(st.LastListedAt) {
+			return ErrStale
+		}
+		if st.LastSweepID != a.Expect {
+			return ErrConflict
+		}
+		if err := upsertSnapshots(ctx, tx, a); err != nil {
+			return err
+		}
+		if written, err = insertEvents(ctx, tx, a); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO targets (target, baseline_done, last_listed_at, last_sweep_id) VALUES ($1, true, $2, $3)
+			ON CONFLICT (target) DO UPDATE SET baseline_done = true, last_listed_at = $2, last_sweep_id = $3`,
+			a.Target, a.ListedAt, a.SweepID); err != nil {
+			return fmt.Errorf("record state of target %s: %w", a.Target, err)
+		}
+		rec := a.Record
+		rec.ID, rec.Events, rec.Complete, rec.Err = a.SweepID, written, true, ""
+		if err := finishSweep(ctx, tx, rec); err != nil {
+			return err
+		}
+		if written > 0 {
+			if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, OutboxChannel, a.Target); err != nil {
+				return fmt.Errorf("notify the relay: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return written, nil
+}
+
+// snapshotChunk is how many snapshots one statement writes. Large enough
+// that a 1% change of 100,000 jobs is one round trip, small enough that a
+// baseline does not encode 100,000 rows of parameters at once.
+const snapshotChunk = 5000
+
+// upsertSnapshots writes the changed snapshots over unnest'ed arrays, a
+// chunk per statement.
+func upsertSnapshots(ctx context.Context, tx pgx.Tx, a Apply) error {
+	for chunk := range slices.Chunk(a.Snapshots, snapshotChunk) {
+		if err := upsertChunk(ctx, tx, a, chunk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func upsertChunk(ctx context.Context, tx pgx.Tx, a Apply, snaps []job.Snapshot) error {
+	n := len(snaps)
+	var (
+		ids, statuses, ops, descs, descriptors     = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		prios, totals, succs, fails, elapsed, seqs = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		created, terminated                        = make([]*time.Time, n), make([]*time.Time, n)
+		removed                                    = make([]bool, n)
+	)
+	for i, sn := range snaps {
+		j := sn.Job
+		d, err := json.Marshal(j)
+		if err != nil {
+			return fmt.Errorf("encode descriptor of job %s: %w", j.ID, err)
+		}
+		ids[i], statuses[i], ops[i], descs[i], descriptors[i] = j.ID, string(j.Status), j.Operation, j.Description, string(d)
+		prios[i], totals[i], succs[i], fails[i], elapsed[i], seqs[i] = j.Priority, j.Tasks.Total, j.Tasks.Succeeded, j.Tasks.Failed, j.ElapsedActiveSeconds, sn.Sequence
+		created[i], terminated[i] = timeOrNull(j.CreationTime), timeOrNull(j.TerminationTime)
+		removed[i] = sn.Removed
+	}
+	_, err := tx.Exec(ctx, `
+		INSERT INTO jobs AS j (target, job_id, status, operation, description, priority, creation_time, termination_time,
+		                       tasks_total, tasks_succeeded, tasks_failed, elapsed_active_seconds, descriptor,
+		                       first_seen_at, last_seen_at, last_changed_at, removed_at, last_sequence, last_sweep_id, listed_at)
+		SELECT $1, u.job_id, u.status, u.operation, u.description, u.priority, u.creation_time, u.termination_time,
+		       u.tasks_total, u.tasks_succeeded, u.tasks_failed, u.elapsed, u.descriptor::jsonb,
+		       $2, $2, $2, CASE WHEN u.removed THEN $2::timestamptz END, u.seq, $3, $2
+		FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::int8[], $9::timestamptz[], $10::timestamptz[],
+		            $11::int8[], $12::int8[], $13::int8[], $14::int8[], $15::text[], $16::int8[], $17::bool[])
+		     AS u(job_id, status, operation, description, priority, creation_time, termination_time,
+		          tasks_total, tasks_succeeded, tasks_failed, elapsed, descriptor, seq, removed)
+		ON CONFLICT (target, job_id) DO UPDATE SET
+			status = EXCLUDED.status, operation = EXCLUDED.operation, description = EXCLUDED.description,
+			priority = EXCLUDED.priority, creation_time = EXCLUDED.creation_time, termination_time = EXCLUDED.termination_time,
+			tasks_total = EXCLUDED.tasks_total, tasks_succeeded = EXCLUDED.tasks_succeeded, tasks_failed = EXCLUDED.tasks_failed,
+			elapsed_active_seconds = EXCLUDED.elapsed_active_seconds, descriptor = EXCLUDED.descriptor,
+			last_seen_at = CASE WHEN EXCLUDED.removed_at IS NULL THEN EXCLUDED.last_seen_at ELSE j.last_seen_at END,
+			last_changed_at = CASE WHEN EXCLUDED.last_sequence > j.last_sequence THEN EXCLUDED.last_changed_at ELSE j.last_changed_at END,
+			removed_at = EXCLUDED.removed_at, last_sequence = EXCLUDED.last_sequence,
+			last_sweep_id = EXCLUDED.last_sweep_id, listed_at = EXCLUDED.listed_at`,
+		a.Target, a.ListedAt, a.SweepID,
+		ids, statuses, ops, descs, prios, created, terminated, totals, succs, fails, elapsed, descriptors, seqs, removed)
+	if err != nil {
+		return fmt.Errorf("write %d snapshots of target %s: %w", n, a.Target, err)
+	}
+	return nil
+}
+
+// insertEvents streams the events into job_events with COPY, encoding each
+// as COPY asks for it so that a baseline of 100,000 events is never held
+// in memory at once.
+func insertEvents(ctx context.Context, tx pgx.Tx, a Apply) (int, error) {
+	if a.Events == nil {
+		return 0, nil
+	}
+	next, stop := iter.Pull2(a.Events)
+	defer stop()
+	var sweepID any = a.SweepID
+	src := pgx.CopyFromFunc(func() ([]any, error) {
+		ev, err, ok := next()
+		if !ok {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		var from any
+		if ev.From != "" {
+			from = string(ev.From)
+		}
+		return []any{ev.ID, a.Target, ev.JobID, ev.Sequence, ev.Type, ev.Subject, from, string(ev.To), ev.Payload, ev.ObservedAt, sweepID}, nil
+	})
+	n, err := tx.CopyFrom(ctx, pgx.Identifier{"job_events"},
+		[]string{"id", "target", "job_id", "sequence", "type", "subject", "from_status", "to_status", "payload", "observed_at", "sweep_id"}, src)
+	if err != nil {
+		return 0, fmt.Errorf("append events of target %s: %w", a.Target, err)
+	}
+	return int(n), nil
+}
+
+func timeOrNull(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func utcOrZero(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}
