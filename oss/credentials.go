@@ -1,7 +1,9 @@
 package oss
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -61,4 +63,74 @@ func (a *credentialsAdapter) get(ctx context.Context) (osscred.Credentials, erro
 		AccessKeySecret: c.AccessKeySecret,
 		SecurityToken:   c.SecurityToken,
 	}, nil
+}
+
+// Credential sources a target can name.
+const (
+	SourceDefault    = "default"      // the credentials-go default chain
+	SourceEnv        = "env"          // ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET (and _SECURITY_TOKEN)
+	SourceProfile    = "profile"      // a profile of the Alibaba Cloud CLI's config file
+	SourceRAMRoleARN = "ram_role_arn" // assume a RAM role with the default chain's keys
+	SourceOIDC       = "oidc"         // RRSA: an OIDC token file exchanged for a role
+)
+
+// CredentialsSpec says where a target's credentials come from.
+type CredentialsSpec struct {
+	// Source is one of the Source constants. Defaults to SourceDefault.
+	Source string
+	// Profile is the CLI profile's name, for SourceProfile.
+	Profile string
+	// RoleARN, RoleSessionName and ExternalID are for SourceRAMRoleARN;
+	// RoleARN and RoleSessionName also for SourceOIDC.
+	RoleARN         string
+	RoleSessionName string
+	ExternalID      string
+	// OIDCProviderARN and OIDCTokenFile are for SourceOIDC. Empty values
+	// fall back to the ALIBABA_CLOUD_OIDC_* variables RRSA sets.
+	OIDCProviderARN string
+	OIDCTokenFile   string
+}
+
+// NewCredentials builds the provider a spec names. It does no I/O: keys
+// are fetched, and errors about them surface, on the first call.
+func NewCredentials(spec CredentialsSpec) (CredentialsProvider, error) {
+	var (
+		p   providers.CredentialsProvider
+		err error
+	)
+	switch spec.Source {
+	case "", SourceDefault:
+		return DefaultCredentials(), nil
+	case SourceEnv:
+		p, err = providers.NewEnvironmentVariableCredentialsProviderBuilder().Build()
+	case SourceProfile:
+		if spec.Profile == "" {
+			return nil, errors.New("credentials: profile: a profile name is required")
+		}
+		p, err = providers.NewCLIProfileCredentialsProviderBuilder().WithProfileName(spec.Profile).Build()
+	case SourceRAMRoleARN:
+		if spec.RoleARN == "" {
+			return nil, errors.New("credentials: ram_role_arn: role_arn is required")
+		}
+		p, err = providers.NewRAMRoleARNCredentialsProviderBuilder().
+			WithCredentialsProvider(providers.NewDefaultCredentialsProvider()).
+			WithRoleArn(spec.RoleARN).
+			WithRoleSessionName(cmp.Or(spec.RoleSessionName, "ossjobwatch")).
+			WithExternalId(spec.ExternalID).
+			Build()
+	case SourceOIDC:
+		p, err = providers.NewOIDCCredentialsProviderBuilder().
+			WithRoleArn(spec.RoleARN).
+			WithOIDCProviderARN(spec.OIDCProviderARN).
+			WithOIDCTokenFilePath(spec.OIDCTokenFile).
+			WithRoleSessionName(cmp.Or(spec.RoleSessionName, "ossjobwatch")).
+			Build()
+	default:
+		return nil, fmt.Errorf("credentials: source %q: must be one of %s, %s, %s, %s, %s",
+			spec.Source, SourceDefault, SourceEnv, SourceProfile, SourceRAMRoleARN, SourceOIDC)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("credentials: %s: %w", spec.Source, err)
+	}
+	return FromCredentialsGo(p), nil
 }

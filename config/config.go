@@ -1,0 +1,419 @@
+// Package config turns the environment, an optional YAML file and flags
+// into a validated Config: one Target per OSS account and region. Errors
+// name the setting and the rule it broke, e.g.
+//
+//	OSSJOBWATCH_SCHEDULE: invalid cron spec "every minute": …
+//
+// Precedence, lowest first: defaults, the YAML file, the environment,
+// flags. Targets come either from the file's targets list or from the
+// single-target variables (OSSJOBWATCH_REGION …), never from both.
+package config
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"go.yaml.in/yaml/v3"
+)
+
+// Defaults.
+const (
+	DefaultNATSURL         = "nats://127.0.0.1:4222"
+	DefaultSubjectPrefix   = "ossjobs"
+	DefaultStream          = "OSSJOBS"
+	DefaultSchedule        = "@every 1m"
+	DefaultDuplicateWindow = 30 * time.Minute
+	DefaultHTTPListen      = ":9090"
+)
+
+// Config is everything ossjobwatch needs to run.
+type Config struct {
+	DatabaseURL   string
+	NATSURL       string
+	SubjectPrefix string
+	Stream        Stream
+	HTTP          HTTP
+	Log           Log
+	Targets       []Target
+
+	// targetsFromEnv makes errors name the variables, not targets[0].
+	targetsFromEnv bool
+}
+
+// Stream is the JetStream stream the events go to.
+type Stream struct {
+	// Name defaults to OSSJOBS.
+	Name string
+	// Manage creates or updates the stream at start. With false the
+	// operator owns it and ossjobwatch only checks it. Defaults to true.
+	Manage bool
+	// DuplicateWindow is JetStream's Nats-Msg-Id dedup window: at least 30
+	// minutes, the default.
+	DuplicateWindow time.Duration
+	// MaxAge bounds how long messages stay; zero keeps them.
+	MaxAge time.Duration
+	// Replicas defaults to 1.
+	Replicas int
+}
+
+// HTTP is the daemon's metrics and health server.
+type HTTP struct {
+	// Listen defaults to :9090; "off" disables the server.
+	Listen string
+}
+
+// Log configures log/slog.
+type Log struct {
+	// Format is "text" or "json". Defaults to text.
+	Format string
+	// Level is debug, info, warn or error. Defaults to info.
+	Level string
+}
+
+// Target is one OSS account and region.
+type Target struct {
+	Name     string
+	Region   string
+	Endpoint string
+	Internal bool
+	Schedule string
+	Enabled  bool
+	// Credentials says where the keys come from.
+	Credentials Credentials
+}
+
+// Credentials mirrors oss.CredentialsSpec (config imports no project
+// package).
+type Credentials struct {
+	Source          string
+	Profile         string
+	RoleARN         string
+	RoleSessionName string
+	ExternalID      string
+	OIDCProviderARN string
+	OIDCTokenFile   string
+}
+
+// Flags are command-line overrides; empty values override nothing.
+type Flags struct {
+	ConfigFile    string
+	DatabaseURL   string
+	NATSURL       string
+	Region        string
+	Endpoint      string
+	Target        string
+	Schedule      string
+	SubjectPrefix string
+	Stream        string
+	HTTPListen    string
+}
+
+// Needs says which settings a verb requires.
+type Needs struct {
+	Database bool
+	NATS     bool
+	Targets  bool
+}
+
+// Load reads the configuration. getenv is os.Getenv outside tests.
+func Load(getenv func(string) string, flags Flags, needs Needs) (Config, error) {
+	cfg := Config{Stream: Stream{Manage: true}}
+	path := cmp.Or(flags.ConfigFile, getenv("OSSJOBWATCH_CONFIG"))
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return Config{}, fmt.Errorf("config file: %w", err)
+		}
+		if cfg, err = parseFile(data); err != nil {
+			return Config{}, fmt.Errorf("config file %s: %w", path, err)
+		}
+	}
+
+	set := func(dst *string, env, flag string) {
+		if v := getenv(env); v != "" {
+			*dst = v
+		}
+		if flag != "" {
+			*dst = flag
+		}
+	}
+	set(&cfg.DatabaseURL, "OSSJOBWATCH_DATABASE_URL", flags.DatabaseURL)
+	set(&cfg.NATSURL, "OSSJOBWATCH_NATS_URL", flags.NATSURL)
+	set(&cfg.SubjectPrefix, "OSSJOBWATCH_SUBJECT_PREFIX", flags.SubjectPrefix)
+	set(&cfg.Stream.Name, "OSSJOBWATCH_STREAM", flags.Stream)
+	set(&cfg.HTTP.Listen, "OSSJOBWATCH_HTTP_LISTEN", flags.HTTPListen)
+	set(&cfg.Log.Format, "OSSJOBWATCH_LOG_FORMAT", "")
+	set(&cfg.Log.Level, "OSSJOBWATCH_LOG_LEVEL", "")
+
+	var single Target
+	set(&single.Region, "OSSJOBWATCH_REGION", flags.Region)
+	set(&single.Endpoint, "OSSJOBWATCH_ENDPOINT", flags.Endpoint)
+	set(&single.Name, "OSSJOBWATCH_TARGET", flags.Target)
+	set(&single.Schedule, "OSSJOBWATCH_SCHEDULE", flags.Schedule)
+	singleSet := single != Target{}
+	switch {
+	case singleSet && len(cfg.Targets) > 0:
+		return Config{}, errors.New("targets: the config file lists targets and OSSJOBWATCH_REGION/_ENDPOINT/_TARGET/_SCHEDULE (or their flags) describe another: use one or the other")
+	case singleSet:
+		single.Name = cmp.Or(single.Name, single.Region)
+		single.Enabled = true
+		cfg.Targets = []Target{single}
+		cfg.targetsFromEnv = true
+	}
+
+	cfg.applyDefaults()
+	if err := cfg.validate(needs); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+func (c *Config) applyDefaults() {
+	c.NATSURL = cmp.Or(c.NATSURL, DefaultNATSURL)
+	c.SubjectPrefix = cmp.Or(c.SubjectPrefix, DefaultSubjectPrefix)
+	c.Stream.Name = cmp.Or(c.Stream.Name, DefaultStream)
+	c.Stream.DuplicateWindow = cmp.Or(c.Stream.DuplicateWindow, DefaultDuplicateWindow)
+	c.Stream.Replicas = cmp.Or(c.Stream.Replicas, 1)
+	c.HTTP.Listen = cmp.Or(c.HTTP.Listen, DefaultHTTPListen)
+	c.Log.Format = cmp.Or(c.Log.Format, "text")
+	c.Log.Level = cmp.Or(c.Log.Level, "info")
+	for i := range c.Targets {
+		t := &c.Targets[i]
+		t.Schedule = cmp.Or(t.Schedule, DefaultSchedule)
+		t.Credentials.Source = cmp.Or(t.Credentials.Source, "default")
+	}
+}
+
+var (
+	namePattern   = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	regionPattern = regexp.MustCompile(`^[a-z0-9-]+$`)
+	streamPattern = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+)
+
+func (c *Config) validate(needs Needs) error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if needs.Database && c.DatabaseURL == "" {
+		add("OSSJOBWATCH_DATABASE_URL: required (a PostgreSQL URL such as postgres://user:pass@host:5432/ossjobwatch)")
+	}
+	if needs.NATS && !strings.Contains(c.NATSURL, "://") {
+		add("OSSJOBWATCH_NATS_URL: %q is not a URL such as nats://127.0.0.1:4222", c.NATSURL)
+	}
+	for _, tok := range strings.Split(c.SubjectPrefix, ".") {
+		if !namePattern.MatchString(tok) {
+			add("OSSJOBWATCH_SUBJECT_PREFIX: %q must be dot-separated tokens of [A-Za-z0-9_-]", c.SubjectPrefix)
+			break
+		}
+	}
+	if !streamPattern.MatchString(c.Stream.Name) {
+		add("OSSJOBWATCH_STREAM: %q must match [A-Za-z0-9_-]+", c.Stream.Name)
+	}
+	if c.Stream.DuplicateWindow < DefaultDuplicateWindow {
+		add("stream.duplicate_window: %s is shorter than the 30m the delivery guarantee needs", c.Stream.DuplicateWindow)
+	}
+	if c.Stream.MaxAge < 0 {
+		add("stream.max_age: must not be negative")
+	}
+	if c.Stream.Replicas < 1 || c.Stream.Replicas > 5 {
+		add("stream.replicas: %d must be from 1 to 5", c.Stream.Replicas)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		add("OSSJOBWATCH_LOG_FORMAT: %q must be text or json", c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add("OSSJOBWATCH_LOG_LEVEL: %q must be debug, info, warn or error", c.Log.Level)
+	}
+	if needs.Targets && len(c.Targets) == 0 {
+		add("OSSJOBWATCH_REGION: required (or list targets in the OSSJOBWATCH_CONFIG file)")
+	}
+	seen := map[string]bool{}
+	for i, t := range c.Targets {
+		field := func(name string) string {
+			if c.targetsFromEnv {
+				return envOf[name]
+			}
+			return fmt.Sprintf("targets[%d].%s", i, name)
+		}
+		if !namePattern.MatchString(t.Name) {
+			add("%s: %q must match [A-Za-z0-9_-]+", field("name"), t.Name)
+		} else if seen[t.Name] {
+			add("%s: %q is used by another target", field("name"), t.Name)
+		}
+		seen[t.Name] = true
+		if t.Region == "" {
+			add("%s: required, e.g. cn-hangzhou", field("region"))
+		} else if !regionPattern.MatchString(t.Region) {
+			add("%s: %q is not a region id such as cn-hangzhou", field("region"), t.Region)
+		}
+		if t.Endpoint != "" && strings.ContainsAny(t.Endpoint, " \t") {
+			add("%s: %q is not a host or URL", field("endpoint"), t.Endpoint)
+		}
+		if _, err := ParseSchedule(t.Schedule); err != nil {
+			add("%s: %w", field("schedule"), err)
+		}
+		if err := t.Credentials.validate(); err != nil {
+			add("%s.%w", fmt.Sprintf("targets[%d].credentials", i), err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// envOf names the variable behind each field of the single target.
+var envOf = map[string]string{
+	"name":     "OSSJOBWATCH_TARGET",
+	"region":   "OSSJOBWATCH_REGION",
+	"endpoint": "OSSJOBWATCH_ENDPOINT",
+	"schedule": "OSSJOBWATCH_SCHEDULE",
+}
+
+func (c Credentials) validate() error {
+	switch c.Source {
+	case "default", "env":
+	case "profile":
+		if c.Profile == "" {
+			return errors.New("profile: required with source profile")
+		}
+	case "ram_role_arn":
+		if !strings.HasPrefix(c.RoleARN, "acs:ram::") {
+			return fmt.Errorf("role_arn: %q is not a RAM role ARN such as acs:ram::123456789:role/ossjobwatch", c.RoleARN)
+		}
+	case "oidc":
+		if c.RoleARN != "" && !strings.HasPrefix(c.RoleARN, "acs:ram::") {
+			return fmt.Errorf("role_arn: %q is not a RAM role ARN", c.RoleARN)
+		}
+	default:
+		return fmt.Errorf("source: %q must be default, env, profile, ram_role_arn or oidc", c.Source)
+	}
+	return nil
+}
+
+// scheduleParser accepts five fields, an optional leading seconds field,
+// and descriptors such as @every 1m and @hourly.
+var scheduleParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// ParseSchedule parses a cron spec. robfig/cron panics on some inputs
+// ("CRON_TZ=UTC" alone); that becomes an error here.
+func ParseSchedule(spec string) (s cron.Schedule, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s, err = nil, fmt.Errorf("invalid cron spec %q", spec)
+		}
+	}()
+	s, err = scheduleParser.Parse(spec)
+	if err != nil {
+		return nil, fmt.Errorf("invalid cron spec %q: %w", spec, err)
+	}
+	return s, nil
+}
+
+// fileConfig is the YAML file's shape. Unknown keys are errors.
+type fileConfig struct {
+	DatabaseURL   string `yaml:"database_url"`
+	NATSURL       string `yaml:"nats_url"`
+	SubjectPrefix string `yaml:"subject_prefix"`
+	Stream        struct {
+		Name            string   `yaml:"name"`
+		Manage          *bool    `yaml:"manage"`
+		DuplicateWindow duration `yaml:"duplicate_window"`
+		MaxAge          duration `yaml:"max_age"`
+		Replicas        int      `yaml:"replicas"`
+	} `yaml:"stream"`
+	HTTP struct {
+		Listen string `yaml:"listen"`
+	} `yaml:"http"`
+	Log struct {
+		Format string `yaml:"format"`
+		Level  string `yaml:"level"`
+	} `yaml:"log"`
+	Targets []struct {
+		Name        string `yaml:"name"`
+		Region      string `yaml:"region"`
+		Endpoint    string `yaml:"endpoint"`
+		Internal    bool   `yaml:"internal"`
+		Schedule    string `yaml:"schedule"`
+		Enabled     *bool  `yaml:"enabled"`
+		Credentials struct {
+			Source          string `yaml:"source"`
+			Profile         string `yaml:"profile"`
+			RoleARN         string `yaml:"role_arn"`
+			RoleSessionName string `yaml:"role_session_name"`
+			ExternalID      string `yaml:"external_id"`
+			OIDCProviderARN string `yaml:"oidc_provider_arn"`
+			OIDCTokenFile   string `yaml:"oidc_token_file"`
+		} `yaml:"credentials"`
+	} `yaml:"targets"`
+}
+
+// duration reads "30m", "1h30m" or a number of seconds.
+type duration time.Duration
+
+func (d *duration) UnmarshalYAML(n *yaml.Node) error {
+	if secs, err := strconv.ParseInt(n.Value, 10, 64); err == nil {
+		*d = duration(time.Duration(secs) * time.Second)
+		return nil
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration such as 30m or 720h", n.Line, n.Value)
+	}
+	*d = duration(v)
+	return nil
+}
+
+func parseFile(data []byte) (Config, error) {
+	var f fileConfig
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		if errors.Is(err, io.EOF) {
+			return Config{Stream: Stream{Manage: true}}, nil
+		}
+		return Config{}, err
+	}
+	cfg := Config{
+		DatabaseURL:   f.DatabaseURL,
+		NATSURL:       f.NATSURL,
+		SubjectPrefix: f.SubjectPrefix,
+		Stream: Stream{
+			Name: f.Stream.Name, Manage: f.Stream.Manage == nil || *f.Stream.Manage,
+			DuplicateWindow: time.Duration(f.Stream.DuplicateWindow), MaxAge: time.Duration(f.Stream.MaxAge),
+			Replicas: f.Stream.Replicas,
+		},
+		HTTP: HTTP{Listen: f.HTTP.Listen},
+		Log:  Log{Format: f.Log.Format, Level: f.Log.Level},
+	}
+	for _, t := range f.Targets {
+		c := t.Credentials
+		cfg.Targets = append(cfg.Targets, Target{
+			Name: cmp.Or(t.Name, t.Region), Region: t.Region, Endpoint: t.Endpoint, Internal: t.Internal,
+			Schedule: t.Schedule, Enabled: t.Enabled == nil || *t.Enabled,
+			Credentials: Credentials{
+				Source: c.Source, Profile: c.Profile, RoleARN: c.RoleARN, RoleSessionName: c.RoleSessionName,
+				ExternalID: c.ExternalID, OIDCProviderARN: c.OIDCProviderARN, OIDCTokenFile: c.OIDCTokenFile,
+			},
+		})
+	}
+	return cfg, nil
+}
+
+// EnabledTargets returns the targets to sweep.
+func (c Config) EnabledTargets() []Target {
+	var out []Target
+	for _, t := range c.Targets {
+		if t.Enabled {
+			out = append(out, t)
+		}
+	}
+	return out
+}
