@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ossjobwatch/ossjobwatch/config"
+	"github.com/ossjobwatch/ossjobwatch/store"
+)
+
+func init() {
+	verbs["history"] = verb{summary: "print one job's event history from SQL", run: runHistory}
+}
+
+func runHistory(ctx context.Context, c cli) int {
+	fs := flag.NewFlagSet("history", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(c.stderr, "Usage: ossjobwatch history [flags] JOBID")
+		fs.PrintDefaults()
+	}
+	f := commonFlags(fs)
+	target := fs.String("target", "", "only this target's history")
+	asJSON := fs.Bool("json", false, "print the stored events, one JSON object a line")
+	if code, ok := parseFlags(fs, c); !ok {
+		return code
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(c.stderr, "ossjobwatch history: want exactly one JOBID")
+		fs.Usage()
+		return exitUsage
+	}
+	jobID := fs.Arg(0)
+	cfg, ok := loadConfig(c, *f, config.Needs{Database: true})
+	if !ok {
+		return exitUsage
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL, store.Config{})
+	if err != nil {
+		fmt.Fprintf(c.stderr, "ossjobwatch: database: %v\n", err)
+		return exitFailure
+	}
+	defer st.Close()
+	events, err := st.History(ctx, jobID, *target)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "ossjobwatch: %v\n", err)
+		return exitFailure
+	}
+	if len(events) == 0 {
+		where := ""
+		if *target != "" {
+			where = " in target " + *target
+		}
+		fmt.Fprintf(c.stderr, "ossjobwatch history: no events for job %s%s\n", jobID, where)
+		return exitFailure
+	}
+	if *asJSON {
+		for _, e := range events {
+			fmt.Fprintf(c.stdout, "%s\n", e.Payload)
+		}
+		return exitOK
+	}
+	printHistory(c.stdout, events)
+	return exitOK
+}
+
+// eventData is the part of an event's data the timeline shows.
+type eventData struct {
+	Operation   string `json:"operation"`
+	Description string `json:"description"`
+	Tasks       struct {
+		Total, Succeeded, Failed int64
+	} `json:"tasks"`
+	FailedDelta    int64  `json:"failedDelta"`
+	SucceededDelta int64  `json:"succeededDelta"`
+	Baseline       bool   `json:"baseline"`
+	Reason         string `json:"reason"`
+	FailureReasons []struct {
+		Code, Reason string
+	} `json:"failureReasons"`
+	StatusUpdateReason string `json:"statusUpdateReason"`
+}
+
+func printHistory(w io.Writer, events []store.HistoryEvent) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	defer tw.Flush()
+	lastTarget := ""
+	for _, e := range events {
+		var env struct {
+			Data eventData `json:"data"`
+		}
+		_ = json.Unmarshal(e.Payload, &env) // the store holds valid JSON (a constraint checks it)
+		d := env.Data
+		if e.Target != lastTarget {
+			if lastTarget != "" {
+				fmt.Fprintln(tw)
+			}
+			fmt.Fprintf(tw, "job %s in target %s: %s %q\n", e.JobID, e.Target, d.Operation, d.Description)
+			lastTarget = e.Target
+		}
+		what := strings.TrimPrefix(e.Type, "ossjobwatch.job.")
+		detail := fmt.Sprintf("tasks %d/%d succeeded, %d failed", d.Tasks.Succeeded, d.Tasks.Total, d.Tasks.Failed)
+		switch what {
+		case "discovered":
+			what = "discovered as " + e.ToStatus
+			if d.Baseline {
+				detail += " (baseline)"
+			}
+		case "status_changed":
+			what = e.FromStatus + " → " + e.ToStatus
+			for _, r := range d.FailureReasons {
+				detail += fmt.Sprintf("; %s: %s", r.Code, r.Reason)
+			}
+			if d.StatusUpdateReason != "" {
+				detail += "; " + d.StatusUpdateReason
+			}
+		case "tasks_failed":
+			what = fmt.Sprintf("+%d tasks failed", d.FailedDelta)
+		case "progress":
+			what = fmt.Sprintf("progress %+d", d.SucceededDelta)
+		case "removed":
+			what = "removed (" + d.Reason + ")"
+		}
+		published := "pending"
+		if !e.PublishedAt.IsZero() {
+			published = "published"
+		}
+		fmt.Fprintf(tw, "  %s\t#%d\t%s\t%s\t%s\n", e.ObservedAt.UTC().Format(time.RFC3339), e.Sequence, what, detail, published)
+	}
+}
