@@ -56,7 +56,10 @@ type Change struct {
 	// Sequence is this change's place in the job's event history.
 	Sequence int64
 	// Job is the job's current state; for Removed, its last known state.
-	Job job.Job
+	// It points into the Input's listing or snapshots, which must not change
+	// while the change is in use: a baseline of 100,000 jobs would otherwise
+	// hold a second copy of every descriptor.
+	Job *job.Job
 	// From is the status before a StatusChanged.
 	From job.Status
 	// Baseline marks Discovered changes of a target's first sweep.
@@ -71,8 +74,10 @@ type Change struct {
 
 // Input is one sweep's view of a target.
 type Input struct {
-	// Previous holds the target's snapshots, tombstones included, by job id.
-	Previous map[string]Snapshot
+	// Previous holds the target's snapshots, tombstones included, one per
+	// job, sorted by job id (byte order). An unsorted slice is sorted on a
+	// copy first.
+	Previous []Snapshot
 	// Listing is every job the sweep's listing returned.
 	Listing []job.Job
 	// Complete is true when the listing reached its last page. Only then
@@ -91,75 +96,135 @@ type Result struct {
 	Snapshots []Snapshot
 }
 
-// Compute applies the rules of the package documentation.
+// Compute applies the rules of the package documentation. Listing and
+// snapshots are both in id order, so one merge pass pairs them: no map, no
+// search, and the output comes out in id order.
 func Compute(in Input) Result {
 	current := dedupe(in.Listing)
+	previous := sortedSnapshots(in.Previous)
 	var res Result
-	for _, cur := range current {
-		prev, known := in.Previous[cur.ID]
-		seq := prev.Sequence
-		next := func(c Change) {
-			seq++
-			c.Sequence = seq
-			c.Job = cur
-			res.Changes = append(res.Changes, c)
-		}
+	i, k := 0, 0
+	for i < len(current) || k < len(previous) {
 		switch {
-		case !known || prev.Removed:
-			next(Change{Kind: Discovered, Baseline: in.Baseline})
+		case k == len(previous) || (i < len(current) && current[i].ID < previous[k].Job.ID):
+			res.observe(&current[i], Snapshot{}, false, in.Baseline)
+			i++
+		case i == len(current) || previous[k].Job.ID < current[i].ID:
+			if in.Complete && !previous[k].Removed {
+				res.remove(&previous[k])
+			}
+			k++
 		default:
-			p := prev.Job
-			failed := cur.Tasks.Failed - p.Tasks.Failed
-			succeeded := cur.Tasks.Succeeded - p.Tasks.Succeeded
-			if cur.Status != p.Status {
-				next(Change{Kind: StatusChanged, From: p.Status})
-			}
-			if failed > 0 {
-				next(Change{Kind: TasksFailed, FailedDelta: failed, SucceededDelta: succeeded})
-			}
-			if succeeded != 0 || cur.Tasks.Total != p.Tasks.Total {
-				next(Change{Kind: Progress, FailedDelta: failed, SucceededDelta: succeeded})
-			}
-			if seq == prev.Sequence && sameDescriptor(p, cur) {
-				continue
-			}
+			res.observe(&current[i], previous[k], true, in.Baseline)
+			i++
+			k++
 		}
-		res.Snapshots = append(res.Snapshots, Snapshot{Job: cur, Sequence: seq})
 	}
-
-	if in.Complete {
-		res.removals(in.Previous, current)
-	}
-	// Jobs were visited in id order and removals appended after them; one
-	// stable sort by id merges the two while keeping each job's kinds in
-	// order.
-	slices.SortStableFunc(res.Changes, func(a, b Change) int { return cmp.Compare(a.Job.ID, b.Job.ID) })
-	slices.SortStableFunc(res.Snapshots, func(a, b Snapshot) int { return cmp.Compare(a.Job.ID, b.Job.ID) })
 	return res
 }
 
-// removals adds a Removed change for every live snapshot absent from the
-// listing.
-func (res *Result) removals(previous map[string]Snapshot, current []job.Job) {
-	var gone []Snapshot
-	for id, prev := range previous {
-		if prev.Removed {
-			continue
+// observe compares a listed job with its snapshot, if it has one.
+func (res *Result) observe(cur *job.Job, prev Snapshot, known, baseline bool) {
+	seq := prev.Sequence
+	next := func(c Change) {
+		seq++
+		c.Sequence = seq
+		c.Job = cur
+		res.Changes = append(res.Changes, c)
+	}
+	if !known || prev.Removed {
+		next(Change{Kind: Discovered, Baseline: baseline})
+	} else {
+		p := prev.Job
+		failed := cur.Tasks.Failed - p.Tasks.Failed
+		succeeded := cur.Tasks.Succeeded - p.Tasks.Succeeded
+		if cur.Status != p.Status {
+			next(Change{Kind: StatusChanged, From: p.Status})
 		}
-		if _, found := slices.BinarySearchFunc(current, id, func(j job.Job, id string) int { return cmp.Compare(j.ID, id) }); !found {
-			gone = append(gone, prev)
+		if failed > 0 {
+			next(Change{Kind: TasksFailed, FailedDelta: failed, SucceededDelta: succeeded})
+		}
+		if succeeded != 0 || cur.Tasks.Total != p.Tasks.Total {
+			next(Change{Kind: Progress, FailedDelta: failed, SucceededDelta: succeeded})
+		}
+		if seq == prev.Sequence && sameDescriptor(p, *cur) {
+			return
 		}
 	}
-	slices.SortFunc(gone, func(a, b Snapshot) int { return cmp.Compare(a.Job.ID, b.Job.ID) })
-	for _, prev := range gone {
-		reason := Vanished
-		if prev.Job.Status.Terminal() {
-			reason = Expired
-		}
-		seq := prev.Sequence + 1
-		res.Changes = append(res.Changes, Change{Kind: Removed, Sequence: seq, Job: prev.Job, Reason: reason})
-		res.Snapshots = append(res.Snapshots, Snapshot{Job: prev.Job, Sequence: seq, Removed: true})
+	res.Snapshots = append(res.Snapshots, Snapshot{Job: *cur, Sequence: seq})
+}
+
+// remove reports a live snapshot that a complete listing lacks.
+func (res *Result) remove(prev *Snapshot) {
+	reason := Vanished
+	if prev.Job.Status.Terminal() {
+		reason = Expired
 	}
+	seq := prev.Sequence + 1
+	res.Changes = append(res.Changes, Change{Kind: Removed, Sequence: seq, Job: &prev.Job, Reason: reason})
+	res.Snapshots = append(res.Snapshots, Snapshot{Job: prev.Job, Sequence: seq, Removed: true})
+}
+
+func byID(a, b Snapshot) int { return cmp.Compare(a.Job.ID, b.Job.ID) }
+
+func sortedSnapshots(s []Snapshot) []Snapshot {
+	if slices.IsSortedFunc(s, byID) {
+		return s
+	}
+	s = slices.Clone(s)
+	slices.SortStableFunc(s, byID)
+	return s
+}
+
+// Merge returns snapshots with the changed ones applied: both sorted by id,
+// the result too. It is how a poller keeps its copy of the snapshots
+// current without reading them back. It works in place, reusing
+// snapshots' array, when its capacity allows (so snapshots must not be
+// used afterwards), and returns changed itself when snapshots is empty;
+// otherwise it allocates with some headroom so that the
+// next sweeps' new jobs fit.
+func Merge(snapshots, changed []Snapshot) []Snapshot {
+	if len(snapshots) == 0 {
+		return changed // a first sweep: nothing to merge into
+	}
+	added := 0
+	for i, k := 0, 0; k < len(changed); {
+		switch {
+		case i == len(snapshots) || changed[k].Job.ID < snapshots[i].Job.ID:
+			added++
+			k++
+		case snapshots[i].Job.ID < changed[k].Job.ID:
+			i++
+		default:
+			i++
+			k++
+		}
+	}
+	n := len(snapshots) + added
+	out := snapshots
+	if cap(snapshots) < n {
+		out = make([]Snapshot, len(snapshots), n+n/10)
+		copy(out, snapshots)
+	}
+	out = out[:n]
+	// Fill from the back, so that no element is overwritten before it has
+	// been moved: the classic in-place merge of two sorted arrays.
+	i, k := len(snapshots)-1, len(changed)-1
+	for w := n - 1; k >= 0; w-- {
+		switch {
+		case i >= 0 && out[i].Job.ID > changed[k].Job.ID:
+			out[w] = out[i]
+			i--
+		case i >= 0 && out[i].Job.ID == changed[k].Job.ID:
+			out[w] = changed[k]
+			i--
+			k--
+		default:
+			out[w] = changed[k]
+			k--
+		}
+	}
+	return out
 }
 
 // dedupe returns the listing sorted by id with one descriptor per job, the

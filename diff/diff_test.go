@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,12 +25,12 @@ func kinds(cs []diff.Change) []string {
 	return out
 }
 
-func prevOf(seq int64, jobs ...job.Job) map[string]diff.Snapshot {
-	m := map[string]diff.Snapshot{}
+func prevOf(seq int64, jobs ...job.Job) []diff.Snapshot {
+	var s []diff.Snapshot
 	for _, j := range jobs {
-		m[j.ID] = diff.Snapshot{Job: j, Sequence: seq}
+		s = append(s, diff.Snapshot{Job: j, Sequence: seq})
 	}
-	return m
+	return s
 }
 
 func TestComputeEveryStatusPair(t *testing.T) {
@@ -113,8 +114,7 @@ func TestComputeDiscoveryAndRemoval(t *testing.T) {
 	gone := active("gone", 10, 1, 0)
 	tomb := diff.Snapshot{Job: active("back", 10, 0, 0), Sequence: 6, Removed: true}
 
-	prev := prevOf(3, done, running)
-	prev["back"] = tomb
+	prev := append(prevOf(3, done, running), tomb) // unsorted on purpose
 
 	t.Run("first sweep is a baseline", func(t *testing.T) {
 		t.Parallel()
@@ -189,8 +189,12 @@ func checkInvariants(t *testing.T, in diff.Input) {
 	t.Helper()
 	res := diff.Compute(in)
 
+	previous := map[string]diff.Snapshot{}
+	for _, s := range in.Previous {
+		previous[s.Job.ID] = s
+	}
 	after := map[string]diff.Snapshot{}
-	for id, s := range in.Previous {
+	for id, s := range previous {
 		after[id] = s
 	}
 	for _, s := range res.Snapshots {
@@ -215,7 +219,7 @@ func checkInvariants(t *testing.T, in diff.Input) {
 		if _, ok := listed[id]; !ok && !s.Removed && in.Complete {
 			t.Fatalf("job %s absent from a complete listing is still live", id)
 		}
-		if _, ok := listed[id]; !ok && !in.Complete && s != in.Previous[id] {
+		if _, ok := listed[id]; !ok && !in.Complete && s != previous[id] {
 			t.Fatalf("job %s absent from a partial listing was touched", id)
 		}
 	}
@@ -223,7 +227,7 @@ func checkInvariants(t *testing.T, in diff.Input) {
 	lastSeq := map[string]int64{}
 	lastKind := map[string]diff.Kind{}
 	status := map[string]job.Status{}
-	for id, s := range in.Previous {
+	for id, s := range previous {
 		lastSeq[id] = s.Sequence
 		status[id] = s.Job.Status
 	}
@@ -253,6 +257,21 @@ func checkInvariants(t *testing.T, in diff.Input) {
 			status[id] = c.Job.Status
 		}
 	}
+	// Merge both with a fresh array and in place, in spare capacity.
+	for _, base := range [][]diff.Snapshot{sortedCopy(in.Previous), slices.Grow(sortedCopy(in.Previous), 64)} {
+		merged := diff.Merge(base, res.Snapshots)
+		if len(merged) != len(after) {
+			t.Fatalf("Merge gave %d snapshots, want %d", len(merged), len(after))
+		}
+		for i, s := range merged {
+			if i > 0 && merged[i-1].Job.ID >= s.Job.ID {
+				t.Fatalf("Merge output not sorted at %d", i)
+			}
+			if after[s.Job.ID] != s {
+				t.Fatalf("Merge kept %+v for %s, want %+v", s, s.Job.ID, after[s.Job.ID])
+			}
+		}
+	}
 	for id, s := range after {
 		if s.Sequence != lastSeq[id] {
 			t.Fatalf("job %s: snapshot sequence %d, last change %d", id, s.Sequence, lastSeq[id])
@@ -277,21 +296,29 @@ func randomWorld(r *rand.Rand) diff.Input {
 		}
 		return j
 	}
-	in := diff.Input{Previous: map[string]diff.Snapshot{}, Complete: r.IntN(3) > 0, Baseline: r.IntN(4) == 0}
-	for i := range r.IntN(30) {
+	in := diff.Input{Complete: r.IntN(3) > 0, Baseline: r.IntN(4) == 0}
+	previous := map[string]diff.Snapshot{}
+	for _, i := range r.Perm(30)[:r.IntN(30)] {
 		id := fmt.Sprintf("job-%02d", i)
-		in.Previous[id] = diff.Snapshot{Job: randJob(id), Sequence: r.Int64N(10), Removed: r.IntN(5) == 0}
+		previous[id] = diff.Snapshot{Job: randJob(id), Sequence: r.Int64N(10), Removed: r.IntN(5) == 0}
+		in.Previous = append(in.Previous, previous[id])
 	}
 	for range r.IntN(40) {
 		id := fmt.Sprintf("job-%02d", r.IntN(40))
 		j := randJob(id)
-		if prev, ok := in.Previous[id]; ok && r.IntN(2) == 0 {
+		if prev, ok := previous[id]; ok && r.IntN(2) == 0 {
 			j = prev.Job // unchanged, or only the timer
 			j.ElapsedActiveSeconds += r.Int64N(2)
 		}
 		in.Listing = append(in.Listing, j)
 	}
 	return in
+}
+
+func sortedCopy(s []diff.Snapshot) []diff.Snapshot {
+	s = slices.Clone(s)
+	slices.SortFunc(s, func(a, b diff.Snapshot) int { return strings.Compare(a.Job.ID, b.Job.ID) })
+	return s
 }
 
 func TestComputeProperties(t *testing.T) {

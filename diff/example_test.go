@@ -12,7 +12,7 @@ func ExampleCompute() {
 	now := job.Job{ID: "job-1", Status: job.StatusComplete, Tasks: job.Tasks{Total: 100, Succeeded: 97, Failed: 3}}
 
 	res := diff.Compute(diff.Input{
-		Previous: map[string]diff.Snapshot{"job-1": {Job: before, Sequence: 4}},
+		Previous: []diff.Snapshot{{Job: before, Sequence: 4}},
 		Listing:  []job.Job{now},
 		Complete: true,
 	})

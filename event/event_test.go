@@ -30,6 +30,8 @@ var (
 	}
 )
 
+func ptr(j job.Job) *job.Job { return &j }
+
 func withStatus(j job.Job, s job.Status, terminated bool) job.Job {
 	j.Status = s
 	if terminated {
@@ -52,19 +54,19 @@ func TestGolden(t *testing.T) {
 		detail  *job.Detail
 	}{
 		{"discovered", "ossjobs.prod-hz.discovered",
-			diff.Change{Kind: diff.Discovered, Sequence: 1, Job: sample, Baseline: true}, nil},
+			diff.Change{Kind: diff.Discovered, Sequence: 1, Job: &sample, Baseline: true}, nil},
 		{"status_changed", "ossjobs.prod-hz.status.Active.Complete",
-			diff.Change{Kind: diff.StatusChanged, Sequence: 2, Job: withStatus(sample, job.StatusComplete, true), From: job.StatusActive}, nil},
+			diff.Change{Kind: diff.StatusChanged, Sequence: 2, Job: ptr(withStatus(sample, job.StatusComplete, true)), From: job.StatusActive}, nil},
 		{"status_changed_enriched", "ossjobs.prod-hz.status.Active.Failed",
-			diff.Change{Kind: diff.StatusChanged, Sequence: 2, Job: withStatus(sample, job.StatusFailed, true), From: job.StatusActive}, failedDetail},
+			diff.Change{Kind: diff.StatusChanged, Sequence: 2, Job: ptr(withStatus(sample, job.StatusFailed, true)), From: job.StatusActive}, failedDetail},
 		{"status_changed_unknown", "ossjobs.prod-hz.status.Active.Archiving_v2",
-			diff.Change{Kind: diff.StatusChanged, Sequence: 2, Job: withStatus(sample, "Archiving.v2", false), From: job.StatusActive}, nil},
+			diff.Change{Kind: diff.StatusChanged, Sequence: 2, Job: ptr(withStatus(sample, "Archiving.v2", false)), From: job.StatusActive}, nil},
 		{"tasks_failed", "ossjobs.prod-hz.tasks_failed",
-			diff.Change{Kind: diff.TasksFailed, Sequence: 3, Job: sample, FailedDelta: 4, SucceededDelta: 100}, nil},
+			diff.Change{Kind: diff.TasksFailed, Sequence: 3, Job: &sample, FailedDelta: 4, SucceededDelta: 100}, nil},
 		{"progress", "ossjobs.prod-hz.progress",
-			diff.Change{Kind: diff.Progress, Sequence: 4, Job: sample, FailedDelta: 4, SucceededDelta: 100}, nil},
+			diff.Change{Kind: diff.Progress, Sequence: 4, Job: &sample, FailedDelta: 4, SucceededDelta: 100}, nil},
 		{"removed", "ossjobs.prod-hz.removed",
-			diff.Change{Kind: diff.Removed, Sequence: 5, Job: withStatus(sample, job.StatusComplete, true), Reason: diff.Expired}, nil},
+			diff.Change{Kind: diff.Removed, Sequence: 5, Job: ptr(withStatus(sample, job.StatusComplete, true)), Reason: diff.Expired}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.golden, func(t *testing.T) {
@@ -137,7 +139,7 @@ func TestEncodeEnrichmentOnlyWhereTheContractSaysSo(t *testing.T) {
 	t.Parallel()
 	detail := &job.Detail{ConfirmationRequired: true, StatusUpdateReason: "awaiting confirmation"}
 	for _, to := range append([]job.Status{}, job.Statuses...) {
-		c := diff.Change{Kind: diff.StatusChanged, Sequence: 2, Job: withStatus(sample, to, false), From: "Preparing"}
+		c := diff.Change{Kind: diff.StatusChanged, Sequence: 2, Job: ptr(withStatus(sample, to, false)), From: "Preparing"}
 		ev, err := event.Encode("id", c, detail, meta)
 		if err != nil {
 			t.Fatal(err)
@@ -160,7 +162,7 @@ func TestEncodeEnrichmentOnlyWhereTheContractSaysSo(t *testing.T) {
 
 func TestEncodeRejects(t *testing.T) {
 	t.Parallel()
-	c := diff.Change{Kind: diff.Discovered, Sequence: 1, Job: sample}
+	c := diff.Change{Kind: diff.Discovered, Sequence: 1, Job: &sample}
 	if _, err := event.Encode("", c, nil, meta); err == nil {
 		t.Error("empty id: want an error")
 	}

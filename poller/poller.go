@@ -68,7 +68,8 @@ type Poller struct {
 type targetState struct {
 	mu      sync.Mutex
 	version string
-	snaps   map[string]job.Snapshot
+	loaded  bool
+	snaps   []job.Snapshot // sorted by job id
 }
 
 // New checks cfg and returns a poller.
@@ -158,7 +159,7 @@ func (p *Poller) SweepOnce(ctx context.Context, t Target) (Result, error) {
 		return res, fmt.Errorf("sweep %s: %w", t.Name, errors.Join(err, record(err.Error())))
 	}
 
-	listing, err := p.list(ctx, t, &res)
+	listing, err := p.list(ctx, t, len(ts.snaps), &res)
 	if err != nil {
 		return fail(err)
 	}
@@ -177,10 +178,10 @@ func (p *Poller) SweepOnce(ctx context.Context, t Target) (Result, error) {
 			return res, record("superseded: " + store.ErrStale.Error())
 		case errors.Is(err, store.ErrConflict) && attempt < maxApplyAttempts:
 			log.Info("snapshots changed under the sweep; reading them again", "attempt", attempt)
-			ts.version, ts.snaps = "", nil
+			ts.loaded = false
 			continue
 		default:
-			ts.version, ts.snaps = "", nil
+			ts.loaded = false
 			return fail(err)
 		}
 	}
@@ -199,9 +200,12 @@ func (p *Poller) target(name string) *targetState {
 
 // list fetches every page, with no status filter: with one, a job whose
 // status changed would look as if it had vanished.
-func (p *Poller) list(ctx context.Context, t Target, res *Result) ([]job.Job, error) {
+//
+// sizeHint, the number of jobs last known, sizes the listing up front: at
+// 100,000 jobs, growing by doubling would leave tens of megabytes behind.
+func (p *Poller) list(ctx context.Context, t Target, sizeHint int, res *Result) ([]job.Job, error) {
 	pager := t.Client.Pager(oss.ListJobsOptions{MaxKeys: 1000})
-	var jobs []job.Job
+	jobs := make([]job.Job, 0, sizeHint+sizeHint/50+1000)
 	for page, err := range pager.All(ctx) {
 		if err != nil {
 			res.Pages, res.Jobs = pager.Pages(), pager.Jobs()
@@ -223,13 +227,12 @@ func (p *Poller) apply(ctx context.Context, t Target, ts *targetState, listing [
 	if err != nil {
 		return 0, err
 	}
-	if ts.snaps == nil || ts.version != st.LastSweepID {
-		st, ts.snaps, err = p.cfg.Store.Snapshots(ctx, t.Name)
-		if err != nil {
-			ts.snaps = nil
+	if !ts.loaded || ts.version != st.LastSweepID {
+		ts.loaded = false
+		if st, ts.snaps, err = p.cfg.Store.Snapshots(ctx, t.Name); err != nil {
 			return 0, err
 		}
-		ts.version = st.LastSweepID
+		ts.version, ts.loaded = st.LastSweepID, true
 	}
 	if st.Baselined && !listedAt.After(st.LastListedAt) {
 		return 0, store.ErrStale
@@ -267,9 +270,7 @@ func (p *Poller) apply(ctx context.Context, t Target, ts *targetState, listing [
 		return 0, err
 	}
 	res.Snapshots = len(d.Snapshots)
-	for _, s := range d.Snapshots {
-		ts.snaps[s.Job.ID] = s
-	}
+	ts.snaps = diff.Merge(ts.snaps, d.Snapshots)
 	ts.version = res.SweepID
 	return written, nil
 }

@@ -228,7 +228,7 @@ func TestFailedListingCommitsNothingButItsRecord(t *testing.T) {
 // oracle replays the world's history through the pure diff, sequentially:
 // what a single, never-failing poller would have written.
 type oracle struct {
-	snaps map[string]job.Snapshot
+	snaps []job.Snapshot
 	keys  []string
 }
 
@@ -245,16 +245,14 @@ func (o *oracle) observe(world []job.Detail, baseline bool) {
 		}
 		o.keys = append(o.keys, fmt.Sprintf("%s#%d %s", c.Job.ID, c.Sequence, subject))
 	}
-	for _, s := range res.Snapshots {
-		o.snaps[s.Job.ID] = s
-	}
+	o.snaps = diff.Merge(o.snaps, res.Snapshots)
 }
 
 func TestConcurrentSweepsWriteEveryEventOnce(t *testing.T) {
 	t.Parallel()
 	b := setup(t, osssim.Config{Jobs: 500, Seed: 21, Lively: true})
 	second := newPoller(t, b.store) // another process: its own cache
-	o := &oracle{snaps: map[string]job.Snapshot{}}
+	o := &oracle{}
 	stale := 0
 	for round := range 8 {
 		if round > 0 {

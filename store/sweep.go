@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"iter"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -70,11 +71,12 @@ func targetState(ctx context.Context, q querier, target string, forUpdate bool) 
 	return st, nil
 }
 
-// Snapshots reads every snapshot of a target, tombstones included, with the
-// state they belong to. The state is read first: should a sweep be applied
+// Snapshots reads every snapshot of a target, tombstones included, sorted
+// by job id in byte order (as Go compares strings, whatever the database's
+// collation), with the state they belong to. The state is read first: should a sweep be applied
 // between the two reads, ApplySweep sees a newer version than the one
 // returned and refuses with ErrConflict, so mixed data is never written.
-func (s *Store) Snapshots(ctx context.Context, target string) (TargetState, map[string]job.Snapshot, error) {
+func (s *Store) Snapshots(ctx context.Context, target string) (TargetState, []job.Snapshot, error) {
 	st, err := s.TargetState(ctx, target)
 	if err != nil {
 		return st, nil, err
@@ -89,7 +91,7 @@ func (s *Store) Snapshots(ctx context.Context, target string) (TargetState, map[
 		return st, nil, fmt.Errorf("read snapshots of target %s: %w", target, err)
 	}
 	defer rows.Close()
-	snaps := map[string]job.Snapshot{}
+	var snaps []job.Snapshot
 	for rows.Next() {
 		var sn job.Snapshot
 		j := &sn.Job
@@ -102,11 +104,12 @@ func (s *Store) Snapshots(ctx context.Context, target string) (TargetState, map[
 		}
 		j.Status = job.Status(status)
 		j.CreationTime, j.TerminationTime = utcOrZero(created), utcOrZero(terminated)
-		snaps[j.ID] = sn
+		snaps = append(snaps, sn)
 	}
 	if err := rows.Err(); err != nil {
 		return st, nil, fmt.Errorf("read snapshots of target %s: %w", target, err)
 	}
+	slices.SortFunc(snaps, func(a, b job.Snapshot) int { return strings.Compare(a.Job.ID, b.Job.ID) })
 	return st, snaps, nil
 }
 
