@@ -382,3 +382,56 @@ func TestSweepRefusesBadTargets(t *testing.T) {
 		t.Error("New with a wildcard prefix succeeded")
 	}
 }
+
+// TestEveryStatusPairThroughTheDatabase moves one job through each of the
+// 13×13 status pairs (and into an undocumented status) in one sweep and
+// checks the stored subjects and the snapshots.
+func TestEveryStatusPairThroughTheDatabase(t *testing.T) {
+	t.Parallel()
+	b := setup(t, osssim.Config{EmptyWorld: true})
+	to := func(i int) job.Status {
+		all := append(slices.Clone(job.Statuses), "Archiving.v2")
+		return all[i%len(all)]
+	}
+	n := len(job.Statuses) + 1
+	for i := range n * n {
+		d := activeJob(fmt.Sprintf("pair-%03d", i), 10)
+		d.Status = to(i / n)
+		b.sim.Put(d)
+	}
+	sweep(t, b)
+	want := map[string]string{}
+	for i := range n * n {
+		id := fmt.Sprintf("pair-%03d", i)
+		from, next := to(i/n), to(i)
+		d := activeJob(id, 10)
+		d.Status = next
+		b.sim.Put(d)
+		if from != next {
+			want[id] = fmt.Sprintf("ossjobs.test-target.status.%s.%s", from.Token(), next.Token())
+		}
+	}
+	res := sweep(t, b)
+	if res.Events != len(want) {
+		t.Fatalf("%d events, want %d", res.Events, len(want))
+	}
+	for _, e := range events(t, b.store)[n*n:] {
+		if want[e.JobID] != e.Subject || e.Sequence != 2 || e.To != string(to(indexOf(e.JobID))) {
+			t.Errorf("%s: %s #%d to %q, want %s", e.JobID, e.Subject, e.Sequence, e.To, want[e.JobID])
+		}
+		delete(want, e.JobID)
+	}
+	if len(want) != 0 {
+		t.Errorf("missing status events for %d jobs", len(want))
+	}
+	if n := count(t, b.store, `SELECT count(*) FROM jobs j WHERE j.status <> (SELECT to_status FROM job_events e
+		WHERE e.job_id = j.job_id AND e.to_status IS NOT NULL ORDER BY sequence DESC LIMIT 1)`); n != 0 {
+		t.Errorf("%d snapshots disagree with their last status event", n)
+	}
+}
+
+func indexOf(id string) int {
+	var i int
+	fmt.Sscanf(id, "pair-%03d", &i)
+	return i
+}
