@@ -104,6 +104,10 @@ type Result struct {
 	Events  int
 	// Snapshots is how many job rows the sweep wrote.
 	Snapshots int
+	// EventsByKind counts the events written, by kind.
+	EventsByKind map[diff.Kind]int
+	// Statuses counts the listed jobs by status.
+	Statuses map[job.Status]int
 	// Stale is true when another process applied a newer listing first:
 	// this sweep wrote nothing, and that is not an error.
 	Stale bool
@@ -270,6 +274,14 @@ func (p *Poller) apply(ctx context.Context, t Target, ts *targetState, listing [
 		return 0, err
 	}
 	res.Snapshots = len(d.Snapshots)
+	res.EventsByKind = map[diff.Kind]int{}
+	for _, c := range d.Changes {
+		res.EventsByKind[c.Kind]++
+	}
+	res.Statuses = map[job.Status]int{}
+	for i := range listing {
+		res.Statuses[listing[i].Status]++
+	}
 	ts.snaps = diff.Merge(ts.snaps, d.Snapshots)
 	ts.version = res.SweepID
 	return written, nil

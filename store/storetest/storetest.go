@@ -37,6 +37,8 @@
 package storetest
 
 import (
+	"github.com/ossjobwatch/ossjobwatch/internal/pgtemp"
+
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -92,9 +94,9 @@ var (
 
 // testEnv is the server the tests of this binary use.
 type testEnv struct {
-	url    string        // the server's admin database, as given or started
-	server *server       // nil when EnvDatabaseURL was given
-	admin  *pgxpool.Pool // on url: CREATE and DROP DATABASE
+	url    string         // the server's admin database, as given or started
+	server *pgtemp.Server // nil when EnvDatabaseURL was given
+	admin  *pgxpool.Pool  // on url: CREATE and DROP DATABASE
 }
 
 // Main runs the tests of a package that uses storetest, then stops the
@@ -106,7 +108,7 @@ func Main(m *testing.M) {
 	if env != nil {
 		env.admin.Close()
 		if env.server != nil {
-			if err := env.server.stop(); err != nil {
+			if err := env.server.Stop(); err != nil {
 				fmt.Fprintf(os.Stderr, "storetest: %v\n", err)
 				code = max(code, 1)
 			}
@@ -174,16 +176,16 @@ func setup() (*testEnv, error) {
 		if !mainCalled.Load() {
 			return nil, errors.New("the package's TestMain must call storetest.Main(m), which stops the throwaway PostgreSQL server after the tests (or set " + EnvDatabaseURL + ")")
 		}
-		srv, err := startServer()
+		srv, err := pgtemp.Start()
 		if err != nil {
 			return nil, fmt.Errorf("start throwaway PostgreSQL server (or set %s): %w", EnvDatabaseURL, err)
 		}
-		e.server, e.url = srv, srv.url
+		e.server, e.url = srv, srv.URL()
 	}
 	var err error
 	if e.admin, err = newAdmin(e.url); err != nil {
 		if e.server != nil {
-			err = errors.Join(err, e.server.stop())
+			err = errors.Join(err, e.server.Stop())
 		}
 		return nil, err
 	}

@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"github.com/ossjobwatch/ossjobwatch/internal/pgtemp"
+
 	"bufio"
 	"context"
 	"fmt"
@@ -100,11 +102,11 @@ func TestServerDiesWithTestBinary(t *testing.T) {
 	}
 	if os.Getenv("STORETEST_HELPER") == "1" {
 		DatabaseURL(t)
-		fmt.Printf("server %d %s\n", env.server.cmd.Process.Pid, env.server.dir)
+		fmt.Printf("server %d %s\n", env.server.PID(), env.server.Dir())
 		select {} // until killed
 	}
 	t.Parallel()
-	if _, err := findBinDir(); err != nil && os.Getenv(EnvDatabaseURL) != "" {
+	if err := pgtemp.Available(); err != nil && os.Getenv(EnvDatabaseURL) != "" {
 		t.Skipf("%s is set and there is no local server to test: %v", EnvDatabaseURL, err)
 	}
 
@@ -125,8 +127,8 @@ func TestServerDiesWithTestBinary(t *testing.T) {
 	if _, scanErr := fmt.Sscanf(line, "server %d %s", &pid, &dir); err != nil || scanErr != nil {
 		t.Fatalf("helper said %q (%v, %v)", line, err, scanErr)
 	}
-	if !strings.HasPrefix(filepath.Base(dir), dirPrefix) {
-		t.Fatalf("helper's server directory %s is not named %s*", dir, dirPrefix)
+	if !strings.HasPrefix(filepath.Base(dir), pgtemp.DirPrefix) {
+		t.Fatalf("helper's server directory %s is not named %s*", dir, pgtemp.DirPrefix)
 	}
 
 	if err := cmd.Process.Kill(); err != nil {
@@ -144,7 +146,7 @@ func TestServerDiesWithTestBinary(t *testing.T) {
 		}
 	}
 
-	removeStaleDirs()
+	pgtemp.RemoveStaleDirs()
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("stale directory %s not removed: %v", dir, err)
 	}

@@ -1,4 +1,9 @@
-package storetest
+// Package pgtemp starts a throwaway PostgreSQL server from the local
+// binaries (initdb, postgres): in a private directory, on a free loopback
+// port, tuned for speed over durability, as an unprivileged user when this
+// process is root (PostgreSQL refuses to run as root). The test helper
+// store/storetest and the demo use it.
+package pgtemp
 
 import (
 	"bytes"
@@ -22,9 +27,9 @@ import (
 )
 
 const (
-	// dirPrefix names the server directories (see baseDirs), so that stale
+	// DirPrefix names the server directories (see baseDirs), so that stale
 	// ones can be found.
-	dirPrefix = "ossjobwatch-pgtest-"
+	DirPrefix = "ossjobwatch-pgtest-"
 
 	// startTimeout bounds the wait for a started server to accept
 	// connections; it usually takes well under a second.
@@ -54,18 +59,19 @@ var serverSettings = []string{
 // errPortTaken reports that postgres could not bind its port.
 var errPortTaken = errors.New("port taken")
 
-// server is a throwaway PostgreSQL server: one postmaster in its own
+// Server is a throwaway PostgreSQL server: one postmaster in its own
 // directory (data/, the Unix socket, postgres.log).
-type server struct {
+type Server struct {
 	dir    string
 	url    string
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when the postmaster has exited
 }
 
-// startServer initialises a cluster in a new directory and starts a
-// postmaster on it.
-func startServer() (_ *server, err error) {
+// Start initialises a cluster in a new directory and starts a postmaster
+// on it. Stop it with Stop; should this process die first, the postmaster
+// follows it (on Linux), and the next Start removes the directory.
+func Start() (_ *Server, err error) {
 	binDir, err := findBinDir()
 	if err != nil {
 		return nil, err
@@ -81,9 +87,9 @@ func startServer() (_ *server, err error) {
 			}
 		}()
 	}
-	removeStaleDirs()
+	RemoveStaleDirs()
 
-	dir, err := os.MkdirTemp(baseDirs()[0], dirPrefix+"*")
+	dir, err := os.MkdirTemp(baseDirs()[0], DirPrefix+"*")
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +134,7 @@ func startServer() (_ *server, err error) {
 
 // launch starts the postmaster on port and waits until it accepts
 // connections.
-func launch(binDir, dir string, port int, cred *syscall.Credential) (*server, error) {
+func launch(binDir, dir string, port int, cred *syscall.Credential) (*Server, error) {
 	logPath := filepath.Join(dir, "postgres.log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
@@ -140,7 +146,7 @@ func launch(binDir, dir string, port int, cred *syscall.Credential) (*server, er
 	for _, setting := range serverSettings {
 		args = append(args, "-c", setting)
 	}
-	s := &server{
+	s := &Server{
 		dir:    dir,
 		url:    fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port),
 		cmd:    exec.Command(filepath.Join(binDir, "postgres"), args...),
@@ -187,7 +193,7 @@ func launch(binDir, dir string, port int, cred *syscall.Credential) (*server, er
 		case <-time.After(10 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			_ = s.stop()
+			_ = s.Stop()
 			log, _ := os.ReadFile(logPath)
 			return nil, fmt.Errorf("%s not accepting connections after %s: %w\n%s", s.cmd, startTimeout, err, log)
 		}
@@ -196,7 +202,17 @@ func launch(binDir, dir string, port int, cred *syscall.Credential) (*server, er
 
 // stop shuts the server down at once (the equivalent of pg_ctl stop -m
 // immediate: its data is disposable) and removes its directory.
-func (s *server) stop() error {
+// URL is the server's "postgres" database, as the superuser.
+func (s *Server) URL() string { return s.url }
+
+// Dir is the server's directory.
+func (s *Server) Dir() string { return s.dir }
+
+// PID is the postmaster's process id.
+func (s *Server) PID() int { return s.cmd.Process.Pid }
+
+// Stop shuts the server down at once and removes its directory.
+func (s *Server) Stop() error {
 	if err := s.cmd.Process.Signal(syscall.SIGQUIT); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("stop PostgreSQL server: %w", err)
 	}
@@ -294,12 +310,12 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// removeStaleDirs removes the server directories of test binaries that are
+// RemoveStaleDirs removes the server directories of test binaries that are
 // gone, when their postmaster is gone too. Best effort.
-func removeStaleDirs() {
+func RemoveStaleDirs() {
 	var dirs []string
 	for _, base := range baseDirs() {
-		found, _ := filepath.Glob(filepath.Join(base, dirPrefix+"*"))
+		found, _ := filepath.Glob(filepath.Join(base, DirPrefix+"*"))
 		dirs = append(dirs, found...)
 	}
 	for _, dir := range dirs {
@@ -332,4 +348,11 @@ func readPID(path string) (int, error) {
 func alive(pid int) bool {
 	err := syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// Available reports, as an error, why no server could be started here: no
+// initdb and postgres on PATH nor under /usr/lib/postgresql.
+func Available() error {
+	_, err := findBinDir()
+	return err
 }
