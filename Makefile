@@ -38,6 +38,11 @@ bench: ## Run the benchmarks (BENCH=regexp to choose).
 fuzz: ## Fuzz the ListJobs decoder for a minute.
 	$(GO) test -run '^$$' -fuzz FuzzDecodeListJobs -fuzztime 60s ./oss
 
+.PHONY: demo
+demo: ## Run the whole pipeline on this machine with a live view (Ctrl-C stops it).
+	@bash .ci/install-postgres.sh >/dev/null
+	$(GO) run ./cmd/ossjobwatch demo
+
 .PHONY: simulate
 simulate: ## Run the OSS simulator on 127.0.0.1:9000.
 	$(GO) run ./cmd/ossjobwatch simulate --listen 127.0.0.1:9000 --jobs 1000 --seed 1 --tick 5s

@@ -1,0 +1,55 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// handler serves /metrics, /healthz (the process answers) and /readyz (the
+// database answers, NATS is connected and the stream exists).
+func (a *App) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.opts.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		problems := a.readiness(r.Context())
+		if len(problems) > 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "not ready:\n- "+strings.Join(problems, "\n- "))
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	return mux
+}
+
+func (a *App) readiness(ctx context.Context) []string {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var problems []string
+	if err := a.store.Pool().Ping(ctx); err != nil {
+		problems = append(problems, "database: "+err.Error())
+	}
+	a.mu.Lock()
+	nc, js := a.nc, a.js
+	a.mu.Unlock()
+	switch {
+	case nc == nil:
+		problems = append(problems, "NATS: not connected yet")
+	case nc.Status() != nats.CONNECTED:
+		problems = append(problems, "NATS: "+nc.Status().String())
+	default:
+		if _, err := js.Stream(ctx, a.cfg.Stream.Name); err != nil {
+			problems = append(problems, fmt.Sprintf("stream %s: %v", a.cfg.Stream.Name, err))
+		}
+	}
+	return problems
+}

@@ -1,0 +1,125 @@
+package app
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/ossjobwatch/ossjobwatch/store"
+)
+
+// metrics are the daemon's Prometheus metrics, named
+// ossjobwatch_<subsystem>_<name>_<unit>. They live in a registry of their
+// own, injected, never the global one.
+type metrics struct {
+	sweepDuration  *prometheus.HistogramVec
+	lastSuccess    *prometheus.GaugeVec
+	jobs           *prometheus.GaugeVec
+	events         *prometheus.CounterVec
+	ossRequests    *prometheus.CounterVec
+	describeErrors *prometheus.CounterVec
+	publishLag     prometheus.Histogram
+	published      prometheus.Counter
+	panics         *prometheus.CounterVec
+	leaseHeld      *prometheus.GaugeVec
+}
+
+func newMetrics(reg prometheus.Registerer, st *store.Store) *metrics {
+	m := &metrics{
+		sweepDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ossjobwatch_sweep_duration_seconds",
+			Help:    "How long sweeps took, by target and outcome (success, failure, stale).",
+			Buckets: prometheus.ExponentialBuckets(0.05, 2, 12),
+		}, []string{"target", "outcome"}),
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ossjobwatch_last_successful_sweep_timestamp_seconds",
+			Help: "When the target's last successful sweep ended (Unix seconds).",
+		}, []string{"target"}),
+		jobs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ossjobwatch_jobs",
+			Help: "Jobs in the target's last listing, by status.",
+		}, []string{"target", "status"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ossjobwatch_events_total",
+			Help: "Events written to the outbox, by target and type.",
+		}, []string{"target", "type"}),
+		ossRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ossjobwatch_oss_requests_total",
+			Help: "OSS HTTP attempts, by target, operation, outcome (ok, error) and code (OSS error code, HTTP status, or empty when ok).",
+		}, []string{"target", "operation", "outcome", "code"}),
+		describeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ossjobwatch_describe_errors_total",
+			Help: "DescribeJob calls that failed; their status events went out without enrichment.",
+		}, []string{"target"}),
+		publishLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "ossjobwatch_publish_lag_seconds",
+			Help:    "Per relay round, time from the oldest event's observation to its JetStream acknowledgement.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+		}),
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ossjobwatch_published_events_total",
+			Help: "Events JetStream acknowledged and the relay marked published.",
+		}),
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ossjobwatch_panics_total",
+			Help: "Panics recovered, by component.",
+		}, []string{"component"}),
+		leaseHeld: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ossjobwatch_target_lease_held",
+			Help: "1 when this replica holds the target's lease and sweeps it.",
+		}, []string{"target"}),
+	}
+	reg.MustRegister(m.sweepDuration, m.lastSuccess, m.jobs, m.events, m.ossRequests, m.describeErrors,
+		m.publishLag, m.published, m.panics, m.leaseHeld, &outboxCollector{store: st},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// observeAttempt is the OSS client's OnAttempt hook.
+func (m *metrics) observeAttempt(target string) func(op string, status int, code string) {
+	return func(op string, status int, code string) {
+		outcome := "ok"
+		if status < 200 || status > 299 {
+			outcome = "error"
+			if code == "" {
+				code = strconv.Itoa(status) // 0: no answer at all
+			}
+		}
+		m.ossRequests.WithLabelValues(target, op, outcome, code).Inc()
+	}
+}
+
+var (
+	outboxPendingDesc = prometheus.NewDesc("ossjobwatch_outbox_pending_events",
+		"Events written but not yet acknowledged by JetStream.", nil, nil)
+	outboxAgeDesc = prometheus.NewDesc("ossjobwatch_outbox_oldest_pending_age_seconds",
+		"Age of the oldest pending event; 0 when none is pending.", nil, nil)
+)
+
+// outboxCollector reads the outbox at scrape time, under a short timeout:
+// a gauge refreshed by a loop would be stale exactly when it matters.
+type outboxCollector struct{ store *store.Store }
+
+func (c *outboxCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- outboxPendingDesc
+	ch <- outboxAgeDesc
+}
+
+func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	pending, oldest, err := c.store.OutboxStats(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(outboxPendingDesc, err)
+		return
+	}
+	age := 0.0
+	if !oldest.IsZero() {
+		age = time.Since(oldest).Seconds()
+	}
+	ch <- prometheus.MustNewConstMetric(outboxPendingDesc, prometheus.GaugeValue, float64(pending))
+	ch <- prometheus.MustNewConstMetric(outboxAgeDesc, prometheus.GaugeValue, age)
+}

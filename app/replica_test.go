@@ -1,0 +1,134 @@
+package app
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ossjobwatch/ossjobwatch/oss/osssim"
+)
+
+// sweepLog records who swept what, when.
+type sweepLog struct {
+	mu     sync.Mutex
+	sweeps []sweepRecord
+	signal chan struct{}
+}
+
+type sweepRecord struct {
+	replica, target string
+	start, end      time.Time
+}
+
+func (l *sweepLog) hook(replica string) func(SweepResult) {
+	return func(r SweepResult) {
+		end := time.Now()
+		l.mu.Lock()
+		l.sweeps = append(l.sweeps, sweepRecord{replica, r.Target, end.Add(-r.Duration), end})
+		l.mu.Unlock()
+		select {
+		case l.signal <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// waitFor waits, sweep by sweep, until cond holds of the log.
+func (l *sweepLog) waitFor(t *testing.T, what string, timeout time.Duration, cond func([]sweepRecord) bool) {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		l.mu.Lock()
+		ok := cond(l.sweeps)
+		l.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-l.signal:
+		case <-deadline:
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+	}
+}
+
+// swept returns the targets each replica swept after since.
+func swept(recs []sweepRecord, since time.Time) map[string]map[string]bool {
+	out := map[string]map[string]bool{}
+	for _, r := range recs {
+		if r.start.Before(since) {
+			continue
+		}
+		if out[r.replica] == nil {
+			out[r.replica] = map[string]bool{}
+		}
+		out[r.replica][r.target] = true
+	}
+	return out
+}
+
+func TestTwoReplicasShareTargetsAndTakeOver(t *testing.T) {
+	t.Parallel()
+	const ttl, period = 2 * time.Second, time.Second
+	b := setup(t, osssim.Config{Jobs: 150, Seed: 13, Lively: true, Tick: 300 * time.Millisecond}, 4, "@every 1s")
+	b.sim.Start(t.Context())
+	log := &sweepLog{signal: make(chan struct{}, 1)}
+
+	start := func(id string, crash bool) (stop func()) {
+		a := b.open(t)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() {
+			done <- a.Run(ctx, RunOptions{ReplicaID: id, LeaseTTL: ttl, Heartbeat: 300 * time.Millisecond,
+				ShutdownTimeout: 10 * time.Second, Listener: httptestListener(t), OnSweep: log.hook(id), crash: crash})
+		}()
+		return func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("replica %s: %v", id, err)
+			}
+		}
+	}
+	stopA := start("replica-a", true)
+	stopB := start("replica-b", false)
+
+	// Both settle on two targets each.
+	settled := time.Now()
+	log.waitFor(t, "the targets to spread over both replicas", 30*time.Second, func(recs []sweepRecord) bool {
+		by := swept(recs, settled)
+		if len(by["replica-a"]) == 2 && len(by["replica-b"]) == 2 {
+			return true
+		}
+		if len(by["replica-a"])+len(by["replica-b"]) > 4 { // still rebalancing: look again from now
+			settled = time.Now()
+		}
+		return false
+	})
+
+	// A dies without a word: B takes its targets once their leases lapse.
+	stopA()
+	stopped := time.Now()
+	log.waitFor(t, "replica-b to take over every target", 30*time.Second, func(recs []sweepRecord) bool {
+		return len(swept(recs, stopped)["replica-b"]) == 4
+	})
+	takeover := time.Since(stopped)
+	t.Logf("takeover after %s (lease TTL %s, schedule period %s)", takeover.Round(time.Millisecond), ttl, period)
+	if takeover > ttl+period+time.Second {
+		t.Errorf("takeover took %s, more than the lease TTL plus one period", takeover)
+	}
+	stopB()
+
+	// One replica at a time per target.
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	for i, x := range log.sweeps {
+		for _, y := range log.sweeps[i+1:] {
+			if x.target == y.target && x.replica != y.replica && x.start.Before(y.end) && y.start.Before(x.end) {
+				t.Errorf("%s swept by %s and %s at once: %v–%v and %v–%v", x.target, x.replica, y.replica, x.start, x.end, y.start, y.end)
+			}
+		}
+	}
+	n := checkDelivered(t, b, b.openStoreOnly(t))
+	t.Logf("%d sweeps, %d events, none lost or doubled", len(log.sweeps), n)
+}

@@ -1,0 +1,220 @@
+package app
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/ossjobwatch/ossjobwatch/config"
+	"github.com/ossjobwatch/ossjobwatch/publisher"
+)
+
+// RunOptions tune the daemon. The zero value is ready to use.
+type RunOptions struct {
+	// ReplicaID names this process among the replicas. Defaults to the
+	// host name and a random suffix.
+	ReplicaID string
+	// LeaseTTL is how long a target's lease outlives its holder's last
+	// heartbeat: a stopped replica's targets are taken over after at most
+	// this long. Defaults to 30s.
+	LeaseTTL time.Duration
+	// Heartbeat is how often leases are renewed and rebalanced. Defaults
+	// to a third of LeaseTTL.
+	Heartbeat time.Duration
+	// ShutdownTimeout bounds a graceful stop: the running sweeps finish or
+	// roll back, the relay drains, the HTTP server closes. Defaults to 25s.
+	ShutdownTimeout time.Duration
+	// NATSRetry is the pause between attempts to reach NATS at start.
+	// Defaults to 5s.
+	NATSRetry time.Duration
+	// Listener, if set, serves HTTP instead of Config.HTTP.Listen (tests
+	// pass one on a free port).
+	Listener net.Listener
+	// OnSweep, if set, is called after every sweep (tests wait on it).
+	OnSweep func(SweepResult)
+
+	// crash makes a stop skip leaving the replica set, as a killed process
+	// would: tests use it to check the takeover after the lease lapses.
+	crash bool
+}
+
+func (o RunOptions) withDefaults() RunOptions {
+	if o.ReplicaID == "" {
+		host, _ := os.Hostname()
+		var b [3]byte
+		_, _ = rand.Read(b[:])
+		o.ReplicaID = cmp.Or(host, "ossjobwatch") + "-" + hex.EncodeToString(b[:])
+	}
+	o.LeaseTTL = cmp.Or(o.LeaseTTL, 30*time.Second)
+	o.Heartbeat = cmp.Or(o.Heartbeat, o.LeaseTTL/3)
+	o.ShutdownTimeout = cmp.Or(o.ShutdownTimeout, 25*time.Second)
+	o.NATSRetry = cmp.Or(o.NATSRetry, 5*time.Second)
+	return o
+}
+
+// Run is `ossjobwatch run`: it sweeps each target on its cron schedule
+// while this replica holds the target's lease, relays the outbox to
+// JetStream continuously, and serves /metrics, /healthz and /readyz. It
+// returns when ctx is done, after a graceful stop bounded by
+// ShutdownTimeout, with the errors of the stop joined.
+func (a *App) Run(ctx context.Context, ro RunOptions) error {
+	ro = ro.withDefaults()
+	scheds := make([]cron.Schedule, len(a.targets))
+	for i, t := range a.targets {
+		s, err := config.ParseSchedule(t.Config.Schedule)
+		if err != nil {
+			return fmt.Errorf("target %s: schedule: %w", t.Name, err)
+		}
+		scheds[i] = s
+	}
+	log := a.log.With("replica", ro.ReplicaID)
+	log.Info("ossjobwatch running", "targets", len(a.targets), "lease_ttl", ro.LeaseTTL)
+
+	// Sweeps get a context of their own, cancelled only when the stop's
+	// grace period runs out, so that SIGTERM lets a sweep finish.
+	sweepCtx, cancelSweeps := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSweeps()
+
+	leases := newLeaser(a, ro, log)
+	var wg sync.WaitGroup
+	for i, t := range a.targets {
+		wg.Go(func() { a.scheduleTarget(ctx, sweepCtx, t, scheds[i], leases, ro, log) })
+	}
+	wg.Go(func() { leases.run(ctx) })
+	wg.Go(func() { a.relayWhenConnected(ctx, ro, log) })
+
+	var srv *http.Server
+	srvErr := make(chan error, 1)
+	if ln, err := a.listen(ro); err != nil {
+		cancelSweeps()
+		wg.Wait()
+		return err
+	} else if ln != nil {
+		srv = &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
+		log.Info("serving HTTP", "addr", ln.Addr().String())
+		go func() { srvErr <- srv.Serve(ln) }()
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-srvErr:
+		log.Error("HTTP server stopped", "err", err)
+	}
+	log.Info("stopping: no new sweeps; waiting for the running ones and the relay")
+
+	stopCtx, cancelStop := context.WithTimeout(context.WithoutCancel(ctx), ro.ShutdownTimeout)
+	defer cancelStop()
+	var errs []error
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(ro.ShutdownTimeout * 2 / 3):
+		log.Warn("sweeps still running at the grace deadline; cancelling them (they roll back)")
+		cancelSweeps()
+		<-done
+	}
+	if !ro.crash {
+		if err := a.store.Leave(stopCtx, ro.ReplicaID); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if rel := a.relay(); rel != nil {
+		rel.Stop()
+		if _, err := rel.Drain(stopCtx); err != nil {
+			errs = append(errs, fmt.Errorf("final relay: %w", err))
+		}
+	}
+	if srv != nil {
+		if err := srv.Shutdown(stopCtx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+	}
+	log.Info("stopped")
+	return errors.Join(errs...)
+}
+
+func (a *App) listen(ro RunOptions) (net.Listener, error) {
+	if ro.Listener != nil {
+		return ro.Listener, nil
+	}
+	if a.cfg.HTTP.Listen == "off" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", a.cfg.HTTP.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("http: listen on %s: %w", a.cfg.HTTP.Listen, err)
+	}
+	return ln, nil
+}
+
+func (a *App) relay() *publisher.Relay {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.rel
+}
+
+// relayWhenConnected connects to NATS, retrying while the broker is away
+// (sweeps go on meanwhile and their events wait in the outbox), then runs
+// the relay until ctx is done.
+func (a *App) relayWhenConnected(ctx context.Context, ro RunOptions, log interface {
+	Warn(string, ...any)
+}) {
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		rel, err := a.ConnectNATS(cctx)
+		cancel()
+		if err == nil {
+			if err := rel.Start(ctx); err != nil {
+				log.Warn("relay", "err", err)
+			}
+			return
+		}
+		log.Warn("NATS not ready; events wait in the outbox", "err", err, "retry_in", ro.NATSRetry)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(ro.NATSRetry):
+		}
+	}
+}
+
+// scheduleTarget sweeps one target on its schedule, one sweep at a time: a
+// sweep that overruns its period makes the schedule skip the ticks it
+// missed rather than queue them. A lease newly acquired (at start, or taken
+// over from a stopped replica) triggers a sweep at once.
+func (a *App) scheduleTarget(ctx, sweepCtx context.Context, t Target, s cron.Schedule, leases *leaser, ro RunOptions, log interface {
+	Debug(string, ...any)
+}) {
+	acquired := leases.acquiredCh(t.Name)
+	for {
+		now := a.opts.NowFunc()
+		timer := time.NewTimer(s.Next(now).Sub(now))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		case <-acquired:
+			timer.Stop()
+		}
+		if !leases.holds(t.Name) {
+			log.Debug("not sweeping: another replica holds the lease", "target", t.Name)
+			continue
+		}
+		r := a.sweep(sweepCtx, t)
+		if ro.OnSweep != nil {
+			ro.OnSweep(r)
+		}
+	}
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+
+	"github.com/ossjobwatch/ossjobwatch/app"
+	"github.com/ossjobwatch/ossjobwatch/config"
+	"github.com/ossjobwatch/ossjobwatch/publisher"
+	"github.com/ossjobwatch/ossjobwatch/store"
+)
+
+func init() {
+	verbs["run"] = verb{summary: "the daemon: scheduled sweeps, the relay to NATS, /metrics, /healthz, /readyz", run: runRun}
+}
+
+func runRun(ctx context.Context, c cli) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	f := commonFlags(fs)
+	targetFlags(fs, f)
+	fs.StringVar(&f.Schedule, "schedule", "", "cron spec of the single target (env OSSJOBWATCH_SCHEDULE, default @every 1m)")
+	fs.StringVar(&f.HTTPListen, "http-listen", "", "address of /metrics, /healthz and /readyz, or off (env OSSJOBWATCH_HTTP_LISTEN, default :9090)")
+	check := fs.Bool("check-config", false, "validate the configuration, print it and exit")
+	if code, ok := parseFlags(fs, c); !ok {
+		return code
+	}
+	cfg, ok := loadConfig(c, *f, config.Needs{Database: true, NATS: true, Targets: true})
+	if !ok {
+		return exitUsage
+	}
+	if *check {
+		printConfig(c, cfg)
+		return exitOK
+	}
+	log := newLogger(c.stderr, cfg.Log)
+	a, err := app.Open(ctx, cfg, app.Options{Logger: log})
+	if err != nil {
+		fmt.Fprintf(c.stderr, "ossjobwatch run: %v\n", err)
+		return exitFailure
+	}
+	defer a.Close()
+	if err := a.Run(ctx, app.RunOptions{}); err != nil {
+		fmt.Fprintf(c.stderr, "ossjobwatch run: %v\n", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// printConfig shows what --check-config validated, secrets left out.
+func printConfig(c cli, cfg config.Config) {
+	w := c.stdout
+	fmt.Fprintln(w, "configuration is valid")
+	fmt.Fprintf(w, "  database:  %s\n", store.RedactURL(cfg.DatabaseURL))
+	fmt.Fprintf(w, "  nats:      %s (stream %s, subjects %s.>, managed %v, duplicate window %s)\n",
+		publisher.RedactURL(cfg.NATSURL), cfg.Stream.Name, cfg.SubjectPrefix, cfg.Stream.Manage, cfg.Stream.DuplicateWindow)
+	fmt.Fprintf(w, "  http:      %s\n", cfg.HTTP.Listen)
+	for _, t := range cfg.Targets {
+		state := "enabled"
+		if !t.Enabled {
+			state = "disabled"
+		}
+		endpoint := t.Endpoint
+		if endpoint == "" {
+			endpoint = "(from the region)"
+		}
+		fmt.Fprintf(w, "  target %s: region %s, endpoint %s, schedule %q, credentials %s, %s\n",
+			t.Name, t.Region, endpoint, t.Schedule, t.Credentials.Source, state)
+	}
+}

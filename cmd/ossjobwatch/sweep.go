@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/ossjobwatch/ossjobwatch/app"
+	"github.com/ossjobwatch/ossjobwatch/config"
+)
+
+func init() {
+	verbs["sweep"] = verb{summary: "sweep every target once, publish the events and wait for their acks", run: runSweep}
+}
+
+func runSweep(ctx context.Context, c cli) int {
+	fs := flag.NewFlagSet("sweep", flag.ContinueOnError)
+	f := commonFlags(fs)
+	targetFlags(fs, f)
+	publishTimeout := fs.Duration("publish-timeout", time.Minute, "how long to wait for JetStream to acknowledge the events")
+	if code, ok := parseFlags(fs, c); !ok {
+		return code
+	}
+	cfg, ok := loadConfig(c, *f, config.Needs{Database: true, NATS: true, Targets: true})
+	if !ok {
+		return exitUsage
+	}
+	log := newLogger(c.stderr, cfg.Log)
+	a, err := app.Open(ctx, cfg, app.Options{Logger: log})
+	if err != nil {
+		fmt.Fprintf(c.stderr, "ossjobwatch sweep: %v\n", err)
+		return exitFailure
+	}
+	defer a.Close()
+
+	code := exitOK
+	results, _ := a.SweepAll(ctx)
+	for _, r := range results {
+		if r.Err != nil {
+			fmt.Fprintf(c.stderr, "ossjobwatch sweep: %v\n", r.Err)
+			code = exitFailure
+			continue
+		}
+		stale := ""
+		if r.Stale {
+			stale = " (another process applied a newer listing; nothing written)"
+		}
+		fmt.Fprintf(c.stdout, "swept %s: %d pages, %d jobs, %d events in %s%s\n",
+			r.Target, r.Pages, r.Jobs, r.Events, r.Duration.Round(time.Millisecond), stale)
+	}
+
+	// Publish whatever is pending, this sweep's events and any an earlier
+	// run left behind.
+	pctx, cancel := context.WithTimeout(ctx, *publishTimeout)
+	defer cancel()
+	relay, err := a.ConnectNATS(pctx)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "ossjobwatch sweep: %v\nthe events stay in the outbox; the next sweep or run publishes them\n", err)
+		return exitFailure
+	}
+	n, err := relay.Drain(pctx)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "ossjobwatch sweep: published %d events, then: %v\nthe rest stay in the outbox; the next sweep or run publishes them\n", n, err)
+		return exitFailure
+	}
+	fmt.Fprintf(c.stdout, "published %d events to stream %s\n", n, cfg.Stream.Name)
+	return code
+}

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ossjobwatch/ossjobwatch/config"
+	"github.com/ossjobwatch/ossjobwatch/publisher"
+)
+
+func init() {
+	verbs["tail"] = verb{summary: "print live events from NATS, one line each", run: runTail}
+}
+
+func runTail(ctx context.Context, c cli) int {
+	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(c.stderr, "Usage: ossjobwatch tail [flags] [SUBJECT-FILTER]")
+		fmt.Fprintln(c.stderr, "  SUBJECT-FILTER defaults to <prefix>.>, e.g. 'ossjobs.*.status.*.Failed'")
+		fs.PrintDefaults()
+	}
+	f := &config.Flags{}
+	fs.StringVar(&f.ConfigFile, "config", "", "YAML config file (env OSSJOBWATCH_CONFIG)")
+	fs.StringVar(&f.NATSURL, "nats-url", "", "NATS URL (env OSSJOBWATCH_NATS_URL, default "+config.DefaultNATSURL+")")
+	fs.StringVar(&f.Stream, "stream", "", "JetStream stream (env OSSJOBWATCH_STREAM, default OSSJOBS)")
+	fs.StringVar(&f.SubjectPrefix, "subject-prefix", "", "subject prefix (env OSSJOBWATCH_SUBJECT_PREFIX, default ossjobs)")
+	asJSON := fs.Bool("json", false, "print each event's raw JSON")
+	all := fs.Bool("all", false, "start from the first event in the stream, not the next one")
+	count := fs.Int("count", 0, "exit after this many events (0: run until Ctrl-C)")
+	if code, ok := parseFlags(fs, c); !ok {
+		return code
+	}
+	if fs.NArg() > 1 {
+		fs.Usage()
+		return exitUsage
+	}
+	cfg, ok := loadConfig(c, *f, config.Needs{NATS: true})
+	if !ok {
+		return exitUsage
+	}
+	filter := cfg.SubjectPrefix + ".>"
+	if fs.NArg() == 1 {
+		filter = fs.Arg(0)
+	}
+	nc, err := publisher.Connect(cfg.NATSURL, "ossjobwatch-tail", slog.New(slog.DiscardHandler))
+	if err != nil {
+		fmt.Fprintf(c.stderr, "ossjobwatch tail: %v\n", err)
+		return exitFailure
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "ossjobwatch tail: %v\n", err)
+		return exitFailure
+	}
+	policy := jetstream.DeliverNewPolicy
+	if *all {
+		policy = jetstream.DeliverAllPolicy
+	}
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	seen := 0
+	colour := isTerminal(c.stdout)
+	err = follow(ctx, js, cfg.Stream.Name, filter, policy, func(m jetstream.Msg) {
+		if *count > 0 && seen >= *count {
+			return
+		}
+		if *asJSON {
+			fmt.Fprintf(c.stdout, "%s\n", m.Data())
+		} else {
+			fmt.Fprintln(c.stdout, formatEvent(m.Data(), colour))
+		}
+		if seen++; *count > 0 && seen >= *count {
+			stop()
+		}
+	}, func() {
+		fmt.Fprintf(c.stderr, "following %s on stream %s at %s (Ctrl-C to stop)\n", filter, cfg.Stream.Name, publisher.RedactURL(cfg.NATSURL))
+	})
+	if err != nil {
+		fmt.Fprintf(c.stderr, "ossjobwatch tail: %v\n", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// follow delivers the stream's messages matching filter to fn, in order,
+// until ctx is done. ready is called once the consumer exists.
+func follow(ctx context.Context, js jetstream.JetStream, stream, filter string, policy jetstream.DeliverPolicy, fn func(jetstream.Msg), ready func()) error {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	cons, err := js.OrderedConsumer(cctx, stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{filter},
+		DeliverPolicy:  policy,
+	})
+	if err != nil {
+		return fmt.Errorf("follow %s on stream %s: %w", filter, stream, err)
+	}
+	cc, err := cons.Consume(fn)
+	if err != nil {
+		return fmt.Errorf("follow %s on stream %s: %w", filter, stream, err)
+	}
+	defer cc.Stop()
+	if ready != nil {
+		ready()
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// tailData is what a line shows of an event.
+type tailData struct {
+	JobID          string `json:"jobId"`
+	Target         string `json:"target"`
+	Status         string `json:"status"`
+	PreviousStatus string `json:"previousStatus"`
+	Operation      string `json:"operation"`
+	Tasks          struct {
+		Total, Succeeded, Failed int64
+	} `json:"tasks"`
+	FailedDelta    int64  `json:"failedDelta"`
+	SucceededDelta int64  `json:"succeededDelta"`
+	Sequence       int64  `json:"sequence"`
+	Baseline       bool   `json:"baseline"`
+	Reason         string `json:"reason"`
+	FailureReasons []struct {
+		Code string `json:"code"`
+	} `json:"failureReasons"`
+}
+
+const (
+	ansiReset  = "\033[0m"
+	ansiDim    = "\033[2m"
+	ansiRed    = "\033[31m"
+	ansiGreen  = "\033[32m"
+	ansiYellow = "\033[33m"
+	ansiBlue   = "\033[34m"
+	ansiCyan   = "\033[36m"
+)
+
+// formatEvent renders one event as a line: time, target, job, transition,
+// task counts. An unreadable payload is shown as it is.
+func formatEvent(payload []byte, colour bool) string {
+	var ev struct {
+		Type string    `json:"type"`
+		Time time.Time `json:"time"`
+		Data tailData  `json:"data"`
+	}
+	if err := json.Unmarshal(payload, &ev); err != nil {
+		return "unreadable event: " + string(payload)
+	}
+	d := ev.Data
+	paint := func(code, s string) string {
+		if !colour {
+			return s
+		}
+		return code + s + ansiReset
+	}
+	var what string
+	switch strings.TrimPrefix(ev.Type, "ossjobwatch.job.") {
+	case "discovered":
+		what = paint(ansiBlue, "discovered "+d.Status)
+		if d.Baseline {
+			what += paint(ansiDim, " (baseline)")
+		}
+	case "status_changed":
+		code := ansiCyan
+		switch d.Status {
+		case "Failed", "Failing", "Cancelled", "Cancelling":
+			code = ansiRed
+		case "Complete":
+			code = ansiGreen
+		case "Suspended":
+			code = ansiYellow
+		}
+		what = paint(code, d.PreviousStatus+" → "+d.Status)
+		for _, r := range d.FailureReasons {
+			what += paint(ansiRed, " "+r.Code)
+		}
+	case "tasks_failed":
+		what = paint(ansiRed, fmt.Sprintf("+%d tasks failed", d.FailedDelta))
+	case "progress":
+		what = fmt.Sprintf("progress %+d", d.SucceededDelta)
+	case "removed":
+		what = paint(ansiDim, "removed ("+d.Reason+")")
+	default:
+		what = ev.Type
+	}
+	tasks := fmt.Sprintf("%d/%d ok, %d failed", d.Tasks.Succeeded, d.Tasks.Total, d.Tasks.Failed)
+	return fmt.Sprintf("%s  %-12s %-14s #%-3d %-40s %s",
+		paint(ansiDim, ev.Time.Local().Format("15:04:05")), d.Target, shorten(d.JobID, 14), d.Sequence,
+		what, paint(ansiDim, tasks))
+}
+
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}
+
+// isTerminal reports whether w is a character device, to colour output
+// only where a person reads it (and not when NO_COLOR is set).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok || os.Getenv("NO_COLOR") != "" {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,79 @@
+package publisher
+
+import (
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// reconnectWait is the pause between reconnect attempts, before nats.go's
+// jitter.
+const reconnectWait = time.Second
+
+// Connect connects to NATS at natsURL (one URL or a comma-separated list)
+// under the client name name. The connection reconnects forever: nats.go's
+// default gives up after about two minutes and closes the connection for
+// good, which would leave a long-running relay unable to publish. A nil
+// logger discards.
+// Disconnections, reconnections and asynchronous errors are logged, with
+// credentials removed from URLs (nats.go's own ConnectedUrlRedacted hides a
+// password but not a token).
+func Connect(natsURL, name string, logger *slog.Logger) (*nats.Conn, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	nc, err := nats.Connect(natsURL,
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(reconnectWait),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				logger.Warn("NATS disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			logger.Info("NATS reconnected", "url", RedactURL(nc.ConnectedUrl()))
+		}),
+		nats.ClosedHandler(func(*nats.Conn) {
+			logger.Info("NATS connection closed")
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if sub != nil {
+				logger.Error("NATS error", "subject", sub.Subject, "err", err)
+				return
+			}
+			logger.Error("NATS error", "err", err)
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", RedactURL(natsURL), err)
+	}
+	logger.Info("NATS connected", "url", RedactURL(nc.ConnectedUrl()))
+	return nc, nil
+}
+
+// RedactURL returns a NATS URL, or comma-separated list of them, safe to
+// log: any user information (user and password, or a token) becomes
+// "redacted".
+func RedactURL(natsURL string) string {
+	parts := strings.Split(natsURL, ",")
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		if !strings.Contains(p, "@") {
+			parts[i] = p
+			continue
+		}
+		u, err := url.Parse(p)
+		if err != nil || u.User == nil {
+			parts[i] = "(unparsable URL)"
+			continue
+		}
+		u.User = url.User("redacted")
+		parts[i] = u.String()
+	}
+	return strings.Join(parts, ",")
+}

@@ -1,0 +1,328 @@
+package publisher_test
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ossjobwatch/ossjobwatch/event"
+	"github.com/ossjobwatch/ossjobwatch/internal/natstest"
+	"github.com/ossjobwatch/ossjobwatch/publisher"
+	"github.com/ossjobwatch/ossjobwatch/store"
+	"github.com/ossjobwatch/ossjobwatch/store/storetest"
+)
+
+func TestRelayPublishesPendingEvents(t *testing.T) {
+	t.Parallel()
+	var lags []time.Duration
+	b := setup(t, publisher.Config{
+		NowFunc:     func() time.Time { return observed.Add(time.Minute) },
+		OnPublished: func(_ int, lag time.Duration) { lags = append(lags, lag) },
+	})
+	var evs []event.Event
+	for _, job := range []string{"a", "b", "c", "d"} {
+		evs = append(evs, storetest.NewEvent(t, "t1", job, 1, observed))
+	}
+	storetest.InsertEvents(t, b.store, "t1", evs...)
+
+	n, err := b.relay.RelayOnce(t.Context())
+	if err != nil || n != len(evs) {
+		t.Fatalf("RelayOnce = %d, %v; want %d, nil", n, err, len(evs))
+	}
+	msgs := readStream(t, b.js)
+	if len(msgs) != len(evs) {
+		t.Fatalf("stream holds %d messages, want %d", len(msgs), len(evs))
+	}
+	for i, m := range msgs {
+		want := evs[i] // distinct jobs: insert order exactly
+		if m.Subject() != want.Subject {
+			t.Errorf("message %d: subject %s, want %s", i, m.Subject(), want.Subject)
+		}
+		if string(m.Data()) != string(want.Payload) {
+			t.Errorf("message %d: body differs from the stored payload:\n%s\n%s", i, m.Data(), want.Payload)
+		}
+		h := m.Headers()
+		if got := slices.Sorted(maps.Keys(h)); !slices.Equal(got, []string{"Content-Type", "Nats-Msg-Id"}) {
+			t.Errorf("message %d: headers %v, want Content-Type and Nats-Msg-Id only", i, got)
+		}
+		if h.Get("Nats-Msg-Id") != want.ID || h.Get("Content-Type") != event.ContentType {
+			t.Errorf("message %d: headers %v, want Nats-Msg-Id %s, Content-Type %s", i, h, want.ID, event.ContentType)
+		}
+		// A CloudEvents reader sees a valid structured-mode event.
+		var ce cloudevents.Event
+		if err := ce.UnmarshalJSON(m.Data()); err != nil || ce.Validate() != nil || ce.ID() != want.ID {
+			t.Errorf("message %d: not a valid CloudEvent with id %s: %v, %v", i, want.ID, err, ce.Validate())
+		}
+	}
+	if p := pending(t, b.store); p != 0 {
+		t.Errorf("%d events still pending", p)
+	}
+	if len(lags) != 1 || lags[0] != time.Minute {
+		t.Errorf("OnPublished lags = %v, want [1m]", lags)
+	}
+
+	if n, err := b.relay.RelayOnce(t.Context()); err != nil || n != 0 {
+		t.Fatalf("second RelayOnce = %d, %v; want 0, nil", n, err)
+	}
+	if got := streamMsgs(t, b.js); got != uint64(len(evs)) {
+		t.Errorf("stream holds %d messages after a second round, want %d", got, len(evs))
+	}
+}
+
+func TestRelayKeepsEachJobsOrder(t *testing.T) {
+	t.Parallel()
+	// A small window and batches, so that rounds end mid-job and a job's
+	// next event often waits for the previous one's acknowledgement.
+	b := setup(t, publisher.Config{BatchSize: 150, MaxInFlight: 16})
+	want := insertShuffled(t, b.store, "t1", 40, 20, 200)
+
+	n, err := b.relay.Drain(t.Context())
+	if err != nil || n != len(want) {
+		t.Fatalf("Drain = %d, %v; want %d, nil", n, err, len(want))
+	}
+	checkStream(t, b.js, want)
+}
+
+func TestRelaySurvivesNATSOutage(t *testing.T) {
+	t.Parallel()
+	b := setup(t, publisher.Config{PublishTimeout: 300 * time.Millisecond})
+	want := insertJobs(t, b.store, "t1", 10, 10)
+	status := b.nc.StatusChanged(nats.RECONNECTING, nats.CONNECTED)
+
+	b.nats.Shutdown()
+	waitStatus(t, status, nats.RECONNECTING)
+	if n, err := b.relay.RelayOnce(t.Context()); err == nil || n != 0 {
+		t.Fatalf("RelayOnce with NATS down = %d, %v; want 0 and an error", n, err)
+	} else {
+		t.Logf("RelayOnce with NATS down: %v", err)
+	}
+	if _, err := b.relay.Drain(t.Context()); err == nil {
+		t.Fatal("Drain with NATS down succeeded")
+	}
+	if p := pending(t, b.store); p != int64(len(want)) {
+		t.Fatalf("%d events pending after the failed rounds, want all %d", p, len(want))
+	}
+
+	// The client's reconnect buffer holds the first event of each job: it
+	// reaches the stream on reconnecting, and the relay's retry of it is a
+	// duplicate.
+	b.nats.Restart(t)
+	waitStatus(t, status, nats.CONNECTED)
+	n, err := b.relay.Drain(t.Context())
+	if err != nil || n != len(want) {
+		t.Fatalf("Drain after the restart = %d, %v; want %d, nil", n, err, len(want))
+	}
+	checkStream(t, b.js, want)
+}
+
+func TestStartedRelayRetriesUntilNATSIsBack(t *testing.T) {
+	t.Parallel()
+	failed, published := newSignal(), newSignal()
+	var total atomic.Int64
+	b := setup(t, publisher.Config{
+		PublishTimeout: 200 * time.Millisecond,
+		PollInterval:   time.Hour,
+		OnError:        func(error) { failed.send() },
+		OnPublished: func(n int, _ time.Duration) {
+			total.Add(int64(n))
+			published.send()
+		},
+	})
+	want := insertJobs(t, b.store, "t1", 5, 4)
+
+	b.nats.Shutdown()
+	if err := b.relay.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.relay.Stop)
+	failed.wait(t, "a failed round")
+	b.nats.Restart(t)
+	waitFor(t, published, "all events published", func() bool { return total.Load() == int64(len(want)) })
+	checkStream(t, b.js, want)
+}
+
+func TestRelayStoppedBetweenAckAndMark(t *testing.T) {
+	t.Parallel()
+	b := setup(t, publisher.Config{})
+	want := insertJobs(t, b.store, "t1", 5, 4)
+
+	// The round publishes, then loses its database connection before it can
+	// mark the events: they are in the stream and still pending.
+	_, _, err := b.store.RelayRound(t.Context(), 100, func(ctx context.Context, batch []store.OutboxEvent, ack func(string)) error {
+		var acked []string
+		err := b.relay.Publish(ctx, batch, func(ev store.OutboxEvent, _ *jetstream.PubAck) { acked = append(acked, ev.ID) })
+		var killed int
+		if err := b.store.Pool().QueryRow(t.Context(), `
+			SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL`).Scan(&killed); err != nil || killed != 1 {
+			t.Errorf("terminated %d relay connections (%v), want 1", killed, err)
+		}
+		for _, id := range acked {
+			ack(id)
+		}
+		return err
+	})
+	if err == nil {
+		t.Fatal("a round that lost its connection succeeded")
+	}
+	if p := pending(t, b.store); p != int64(len(want)) {
+		t.Fatalf("%d events pending after the broken round, want %d", p, len(want))
+	}
+	if got := streamMsgs(t, b.js); got != uint64(len(want)) {
+		t.Fatalf("stream holds %d messages after the broken round, want %d", got, len(want))
+	}
+
+	// The next round publishes them again: JetStream acknowledges each as a
+	// duplicate and stores nothing.
+	var dups int
+	n, _, err := b.store.RelayRound(t.Context(), 100, func(ctx context.Context, batch []store.OutboxEvent, ack func(string)) error {
+		return b.relay.Publish(ctx, batch, func(ev store.OutboxEvent, pa *jetstream.PubAck) {
+			if pa.Duplicate {
+				dups++
+			}
+			ack(ev.ID)
+		})
+	})
+	if err != nil || n != len(want) {
+		t.Fatalf("next round = %d, %v; want %d, nil", n, err, len(want))
+	}
+	if dups != len(want) {
+		t.Errorf("%d duplicate acknowledgements, want %d", dups, len(want))
+	}
+	checkStream(t, b.js, want)
+}
+
+func TestTwoRelaysPublishEachEventOnce(t *testing.T) {
+	t.Parallel()
+	cfg := publisher.Config{BatchSize: 100}
+	b := setup(t, cfg)
+	other := newRelay(t, b.store, newJetStream(t, b.nats.Connect(t)), cfg)
+	want := insertShuffled(t, b.store, "t1", 100, 15, 100)
+
+	var wg sync.WaitGroup
+	counts := make([]int, 2)
+	for i, r := range []*publisher.Relay{b.relay, other} {
+		wg.Go(func() {
+			n, err := r.Drain(t.Context())
+			if err != nil {
+				t.Errorf("relay %d: Drain: %v", i, err)
+			}
+			counts[i] = n
+		})
+	}
+	wg.Wait()
+	if counts[0]+counts[1] != len(want) {
+		t.Errorf("relays published %v events, want %d in all", counts, len(want))
+	}
+	t.Logf("published per relay: %v", counts)
+	checkStream(t, b.js, want)
+}
+
+func TestListenWakesStartedRelay(t *testing.T) {
+	t.Parallel()
+	b := setup(t, publisher.Config{PollInterval: time.Hour})
+	if err := b.relay.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.relay.Stop)
+	cons, err := b.js.OrderedConsumer(t.Context(), publisher.DefaultStream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Besides notifications, only the first round and the one after the
+	// listener connects can publish, each at most one of these phases: the
+	// third needs a notification.
+	for seq := int64(1); seq <= 3; seq++ {
+		ev := storetest.NewEvent(t, "t1", "job", seq, observed)
+		storetest.InsertEvents(t, b.store, "t1", ev)
+		if _, err := b.store.Pool().Exec(t.Context(), `SELECT pg_notify($1, 't1')`, store.OutboxChannel); err != nil {
+			t.Fatal(err)
+		}
+		m, err := cons.Next(jetstream.FetchMaxWait(waitTimeout))
+		if err != nil {
+			t.Fatalf("event #%d not published: %v", seq, err)
+		}
+		if id := m.Headers().Get(jetstream.MsgIDHeader); id != ev.ID {
+			t.Fatalf("got event %s, want #%d %s", id, seq, ev.ID)
+		}
+	}
+}
+
+func TestRelayStartStop(t *testing.T) {
+	t.Parallel()
+	b := setup(t, publisher.Config{})
+	b.relay.Stop() // not started: nothing to do
+	if b.relay.Stopped() != nil {
+		t.Error("Stopped of a relay never started is not nil")
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	if err := b.relay.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.relay.Start(ctx); err == nil {
+		t.Error("second Start succeeded")
+	}
+	cancel()
+	select {
+	case <-b.relay.Stopped():
+	case <-time.After(waitTimeout):
+		t.Fatal("relay did not stop when its context was cancelled")
+	}
+	// Once stopped it can start again, and Stop waits for it.
+	if err := b.relay.Start(t.Context()); err != nil {
+		t.Fatalf("Start after stopping: %v", err)
+	}
+	b.relay.Stop()
+	<-b.relay.Stopped()
+}
+
+func TestRelayRefusesAnotherStreamsAck(t *testing.T) {
+	t.Parallel()
+	b := setup(t, publisher.Config{})
+	r := newRelay(t, b.store, b.js, publisher.Config{Stream: "ELSEWHERE"})
+	insertJobs(t, b.store, "t1", 2, 1)
+	_, err := r.RelayOnce(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "stored in stream OSSJOBS, not ELSEWHERE") {
+		t.Fatalf("RelayOnce = %v, want an error about the stream", err)
+	}
+	if p := pending(t, b.store); p != 2 {
+		t.Errorf("%d events pending, want 2", p)
+	}
+}
+
+func TestNewValidatesConfig(t *testing.T) {
+	t.Parallel()
+	st := storetest.NewStore(t)
+	js := newJetStream(t, natstest.Start(t).Connect(t))
+	tests := []struct {
+		name string
+		cfg  publisher.Config
+		want string
+	}{
+		{"no store", publisher.Config{JetStream: js}, "Config.Store: required"},
+		{"no JetStream", publisher.Config{Store: st}, "Config.JetStream: required"},
+		{"bad stream", publisher.Config{Store: st, JetStream: js, Stream: "a.b"}, "Config.Stream"},
+		{"negative batch", publisher.Config{Store: st, JetStream: js, BatchSize: -1}, "Config.BatchSize: must be positive"},
+		{"negative window", publisher.Config{Store: st, JetStream: js, MaxInFlight: -1}, "Config.MaxInFlight"},
+		{"negative timeout", publisher.Config{Store: st, JetStream: js, PublishTimeout: -time.Second}, "Config.PublishTimeout"},
+		{"negative poll", publisher.Config{Store: st, JetStream: js, PollInterval: -time.Second}, "Config.PollInterval"},
+	}
+	for _, tt := range tests {
+		if _, err := publisher.New(tt.cfg); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: New = %v, want an error containing %q", tt.name, err, tt.want)
+		}
+	}
+	if _, err := publisher.New(publisher.Config{Store: st, JetStream: js}); err != nil {
+		t.Errorf("New with defaults: %v", err)
+	}
+}

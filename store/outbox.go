@@ -1,0 +1,342 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// The job_events table is also the outbox: a row with no published_at waits
+// to be published. These are the relay's queries over it.
+
+const (
+	// relayLockName names the transaction-scoped advisory lock a relay round
+	// holds, so that one relay publishes at a time (one process or many).
+	// Parallel relays would have to split the rows (SKIP LOCKED), which
+	// breaks per-job order.
+	relayLockName = "ossjobwatch.relay"
+
+	// markTimeout bounds each statement marking acknowledged events
+	// published, and the commit, which go on after the caller's context is
+	// cancelled: the events are in the stream, and not marking them means
+	// publishing them again.
+	markTimeout = 5 * time.Second
+
+	// The LISTEN connection reconnects after min, doubling up to max.
+	listenMinBackoff = 100 * time.Millisecond
+	listenMaxBackoff = 10 * time.Second
+	// listenPingInterval is how long the LISTEN connection waits for a
+	// notification before it checks, with a ping, that it is still alive: a
+	// peer that vanished without closing the socket sends no error.
+	listenPingInterval = time.Minute
+	listenPingTimeout  = 5 * time.Second
+)
+
+// OutboxEvent is an event of the outbox as the relay publishes it.
+type OutboxEvent struct {
+	// Pos is the insert order, the order of publishing.
+	Pos int64
+	// ID is the CloudEvents id, sent as Nats-Msg-Id.
+	ID     string
+	Target string
+	JobID  string
+	// Subject is the NATS subject to publish on.
+	Subject  string
+	Sequence int64
+	// Payload is the exact message body.
+	Payload    []byte
+	ObservedAt time.Time
+}
+
+// PublishFunc publishes a batch of events in order. It calls ack with the
+// id of each event JetStream acknowledged, as the acknowledgements come
+// (from one goroutine at a time), and returns an error if it could not
+// publish them all.
+type PublishFunc func(ctx context.Context, batch []OutboxEvent, ack func(id string)) error
+
+// RelayRound publishes up to limit unpublished events, in insert order, with
+// publish, and marks published those publish reports acknowledged.
+//
+// It runs in one transaction holding a transaction-scoped advisory lock. If
+// another relay holds it, RelayRound publishes nothing and returns locked
+// false: that relay is publishing the same events. A relay that dies between
+// the acknowledgement and the commit leaves its events unpublished, to be
+// published again and dropped by JetStream as duplicates.
+//
+// Marking goes on while publish runs, on the acknowledgements so far, so
+// that the database's work overlaps the publishing instead of following it.
+// The acknowledged events are marked even if publish fails or ctx is
+// cancelled while it runs (within a short timeout): they are in the stream.
+// publish's error is returned after the commit, joined with any error
+// marking or committing.
+func (s *Store) RelayRound(ctx context.Context, limit int, publish PublishFunc) (published int, locked bool, err error) {
+	if limit < 1 {
+		return 0, false, fmt.Errorf("relay round: limit must be positive, got %d", limit)
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, false, err
+	}
+	// The transaction runs on a context of its own so that marking and
+	// committing survive ctx's cancellation; the lock and the select use ctx.
+	txCtx, cancelTx := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelTx()
+	var commitDeadline *time.Timer
+	defer func() {
+		if commitDeadline != nil {
+			commitDeadline.Stop()
+		}
+	}()
+
+	var pubErr error
+	err = s.WithTx(txCtx, func(tx pgx.Tx) error {
+		// The commit need not wait for its WAL to reach the disk: if the
+		// database loses it in a crash, the events are published again and
+		// dropped as duplicates, and each round is spared a flush.
+		if err := tx.QueryRow(ctx, `
+			SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)), set_config('synchronous_commit', 'off', true)`,
+			relayLockName).Scan(&locked, nil); err != nil {
+			return fmt.Errorf("take relay lock: %w", err)
+		}
+		if !locked {
+			return nil
+		}
+		batch, err := pendingEvents(ctx, tx, limit)
+		if err != nil || len(batch) == 0 {
+			return err
+		}
+		published, pubErr, err = publishAndMark(ctx, txCtx, tx, batch, publish)
+		commitDeadline = time.AfterFunc(markTimeout, cancelTx)
+		return err
+	})
+	if err != nil {
+		return 0, locked, errors.Join(pubErr, err)
+	}
+	return published, locked, pubErr
+}
+
+// acks hands acknowledged ids from the publishing goroutine to the marking
+// one.
+type acks struct {
+	mu   sync.Mutex
+	ids  []string
+	more chan struct{} // holds a signal when ids has some
+}
+
+func (a *acks) add(id string) {
+	a.mu.Lock()
+	a.ids = append(a.ids, id)
+	a.mu.Unlock()
+	select {
+	case a.more <- struct{}{}:
+	default:
+	}
+}
+
+func (a *acks) take() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ids := a.ids
+	a.ids = nil
+	return ids
+}
+
+// publishAndMark runs publish on a goroutine of its own and marks the events
+// it acknowledges, each statement taking all acknowledged since the last. It
+// returns how many it marked, publish's error and the marking's.
+func publishAndMark(ctx, txCtx context.Context, tx pgx.Tx, batch []OutboxEvent, publish PublishFunc) (marked int, pubErr, err error) {
+	pubCtx, cancelPub := context.WithCancel(ctx)
+	defer cancelPub()
+	a := &acks{more: make(chan struct{}, 1)}
+	done := make(chan error, 1)
+	go func() { done <- publish(pubCtx, batch, a.add) }()
+
+	finished := false
+	for {
+		if !finished {
+			select {
+			case <-a.more:
+			case pubErr = <-done:
+				finished = true
+			}
+		}
+		ids := a.take()
+		if len(ids) == 0 {
+			if finished {
+				return marked, pubErr, nil
+			}
+			continue
+		}
+		markCtx, cancel := context.WithTimeout(txCtx, markTimeout)
+		tag, err := tx.Exec(markCtx, `UPDATE job_events SET published_at = now() WHERE id = ANY($1::uuid[])`, ids)
+		cancel()
+		if err != nil {
+			if !finished {
+				// The transaction is lost: publishing more is pointless.
+				cancelPub()
+				pubErr = <-done
+			}
+			return marked, pubErr, fmt.Errorf("mark %d events published: %w", len(ids), err)
+		}
+		marked += int(tag.RowsAffected())
+	}
+}
+
+func pendingEvents(ctx context.Context, tx pgx.Tx, limit int) ([]OutboxEvent, error) {
+	rows, err := tx.Query(ctx, `
+		SELECT pos, id::text, target, job_id, subject, sequence, payload, observed_at
+		FROM job_events WHERE published_at IS NULL ORDER BY pos LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	batch, err := pgx.CollectRows(rows, scanOutboxEvent)
+	if err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	return batch, nil
+}
+
+func scanOutboxEvent(row pgx.CollectableRow) (OutboxEvent, error) {
+	var ev OutboxEvent
+	err := row.Scan(&ev.Pos, &ev.ID, &ev.Target, &ev.JobID, &ev.Subject, &ev.Sequence, &ev.Payload, &ev.ObservedAt)
+	return ev, err
+}
+
+// OutboxStats returns how many events wait to be published and when the
+// oldest of them was observed (zero if none), for metrics.
+func (s *Store) OutboxStats(ctx context.Context) (pending int64, oldest time.Time, err error) {
+	var first *time.Time
+	err = s.pool.QueryRow(ctx, `SELECT count(*), min(observed_at) FROM job_events WHERE published_at IS NULL`).Scan(&pending, &first)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("read outbox statistics: %w", err)
+	}
+	if first != nil {
+		oldest = *first
+	}
+	return pending, oldest, nil
+}
+
+// EventsSince returns the events observed at or after since, published or
+// not, in insert order, for replay. target and jobID narrow them down; ""
+// means any. Rows are streamed as they are read: the iteration holds a
+// connection until it ends. The first error ends it.
+func (s *Store) EventsSince(ctx context.Context, since time.Time, target, jobID string) iter.Seq2[OutboxEvent, error] {
+	return func(yield func(OutboxEvent, error) bool) {
+		rows, err := s.pool.Query(ctx, `
+			SELECT pos, id::text, target, job_id, subject, sequence, payload, observed_at
+			FROM job_events
+			WHERE observed_at >= $1 AND ($2 = '' OR target = $2) AND ($3 = '' OR job_id = $3)
+			ORDER BY pos`, since, target, jobID)
+		if err != nil {
+			yield(OutboxEvent{}, fmt.Errorf("read events since %s: %w", since.Format(time.RFC3339), err))
+			return
+		}
+		defer rows.Close()
+		for rows.Next() {
+			ev, err := scanOutboxEvent(rows)
+			if err != nil {
+				yield(OutboxEvent{}, fmt.Errorf("read events since %s: %w", since.Format(time.RFC3339), err))
+				return
+			}
+			if !yield(ev, nil) {
+				return
+			}
+		}
+		if err := rows.Err(); err != nil {
+			yield(OutboxEvent{}, fmt.Errorf("read events since %s: %w", since.Format(time.RFC3339), err))
+		}
+	}
+}
+
+// ListenOutbox listens for OutboxChannel notifications, which sweeps send
+// when they write events, and signals each on the returned channel.
+//
+// Signals are coalesced: the channel holds one, and a signal not yet
+// received stands for any number of notifications. One is also sent each
+// time the listener (re)connects, the first time included, since events may
+// have been written while it was not listening.
+//
+// It listens on a connection of its own, outside the pool: LISTEN is session
+// state, and a pooled connection would carry it to other users or lose it.
+// If the connection fails it reconnects, backing off from 100ms to 10s, and
+// reports the error to onError (if not nil). The channel is closed once ctx
+// is done and the connection closed.
+func (s *Store) ListenOutbox(ctx context.Context, onError func(error)) <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	go func() {
+		defer close(ch)
+		backoff := listenMinBackoff
+		for {
+			connected, err := s.listenOnce(ctx, ch)
+			if ctx.Err() != nil {
+				return
+			}
+			if connected {
+				backoff = listenMinBackoff
+			}
+			if onError != nil {
+				onError(err)
+			}
+			// Jitter, so that replicas do not reconnect in step.
+			wait := backoff/2 + rand.N(backoff/2+1)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			backoff = min(2*backoff, listenMaxBackoff)
+		}
+	}()
+	return ch
+}
+
+// listenOnce connects, listens and signals until the connection fails or
+// ctx is done. connected reports whether it got as far as listening.
+func (s *Store) listenOnce(ctx context.Context, ch chan<- struct{}) (connected bool, err error) {
+	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig)
+	if err != nil {
+		return false, fmt.Errorf("listen for outbox notifications: connect: %w", err)
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+		defer cancel()
+		_ = conn.Close(closeCtx) // the session, and its LISTEN, end with it
+	}()
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{OutboxChannel}.Sanitize()); err != nil {
+		return false, fmt.Errorf("listen for outbox notifications: %w", err)
+	}
+	for {
+		select {
+		case ch <- struct{}{}:
+		default: // a signal is pending already
+		}
+		if err := waitForNotification(ctx, conn); err != nil {
+			return true, fmt.Errorf("listen for outbox notifications: %w", err)
+		}
+	}
+}
+
+// waitForNotification waits for a notification, pinging the server after
+// each quiet listenPingInterval.
+func waitForNotification(ctx context.Context, conn *pgx.Conn) error {
+	for {
+		waitCtx, cancel := context.WithTimeout(ctx, listenPingInterval)
+		_, err := conn.WaitForNotification(waitCtx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		// A timed-out wait leaves the connection usable.
+		pingCtx, cancel := context.WithTimeout(ctx, listenPingTimeout)
+		err = conn.Ping(pingCtx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("ping: %w", err)
+		}
+	}
+}

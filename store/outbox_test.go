@@ -1,0 +1,344 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	jobevent "github.com/ossjobwatch/ossjobwatch/event"
+	"github.com/ossjobwatch/ossjobwatch/store"
+	"github.com/ossjobwatch/ossjobwatch/store/storetest"
+)
+
+var outboxObserved = time.Date(2026, 11, 24, 9, 30, 0, 0, time.UTC)
+
+// insertJobs writes jobs × perJob events of target, a job's events spread
+// over the insert order: job-0 #1, job-1 #1, …, job-0 #2, …
+func insertJobs(t *testing.T, st *store.Store, target string, jobs, perJob int) []jobevent.Event {
+	t.Helper()
+	var evs []jobevent.Event
+	for seq := 1; seq <= perJob; seq++ {
+		for j := range jobs {
+			evs = append(evs, storetest.NewEvent(t, target, fmt.Sprintf("job-%d", j), int64(seq), outboxObserved.Add(time.Duration(seq)*time.Minute)))
+		}
+	}
+	storetest.InsertEvents(t, st, target, evs...)
+	return evs
+}
+
+func ids(evs []jobevent.Event) []string {
+	out := make([]string, len(evs))
+	for i, ev := range evs {
+		out[i] = ev.ID
+	}
+	return out
+}
+
+func outboxIDs(batch []store.OutboxEvent) []string {
+	out := make([]string, len(batch))
+	for i, ev := range batch {
+		out[i] = ev.ID
+	}
+	return out
+}
+
+func pendingCount(t *testing.T, st *store.Store) int64 {
+	t.Helper()
+	n, _, err := st.OutboxStats(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// ackAll is a publish function that acknowledges every event and records
+// the batches it saw.
+func ackAll(batches *[][]store.OutboxEvent) store.PublishFunc {
+	return func(_ context.Context, batch []store.OutboxEvent, ack func(string)) error {
+		*batches = append(*batches, batch)
+		for _, ev := range batch {
+			ack(ev.ID)
+		}
+		return nil
+	}
+}
+
+func TestRelayRoundPublishesInInsertOrderAndMarks(t *testing.T) {
+	t.Parallel()
+	st := storetest.NewStore(t)
+	evs := insertJobs(t, st, "t1", 3, 2)
+
+	var batches [][]store.OutboxEvent
+	n, locked, err := st.RelayRound(t.Context(), 4, ackAll(&batches))
+	if err != nil || !locked || n != 4 {
+		t.Fatalf("RelayRound = %d, %v, %v; want 4, true, nil", n, locked, err)
+	}
+	got := batches[0]
+	if want := ids(evs[:4]); !slices.Equal(outboxIDs(got), want) {
+		t.Errorf("batch = %v, want the first 4 in insert order %v", outboxIDs(got), want)
+	}
+	first := got[0]
+	if first.Target != "t1" || first.JobID != evs[0].JobID || first.Subject != evs[0].Subject ||
+		first.Sequence != 1 || string(first.Payload) != string(evs[0].Payload) || !first.ObservedAt.Equal(evs[0].ObservedAt) {
+		t.Errorf("first event = %+v, want %+v", first, evs[0])
+	}
+	if !slices.IsSorted(slices.Collect(func(yield func(int64) bool) {
+		for _, ev := range got {
+			yield(ev.Pos)
+		}
+	})) {
+		t.Error("batch not in pos order")
+	}
+	if p := pendingCount(t, st); p != 2 {
+		t.Errorf("pending after the round = %d, want 2", p)
+	}
+
+	batches = nil
+	if n, _, err := st.RelayRound(t.Context(), 10, ackAll(&batches)); err != nil || n != 2 {
+		t.Fatalf("second RelayRound = %d, %v; want 2, nil", n, err)
+	}
+	batches = nil
+	if n, locked, err := st.RelayRound(t.Context(), 10, ackAll(&batches)); err != nil || n != 0 || !locked || len(batches) != 0 {
+		t.Fatalf("RelayRound on an empty outbox = %d, %v, %v, %d batches; want 0, true, nil and no publish call", n, locked, err, len(batches))
+	}
+}
+
+func TestRelayRoundMarksWhatWasAckedOnFailure(t *testing.T) {
+	t.Parallel()
+	st := storetest.NewStore(t)
+	insertJobs(t, st, "t1", 4, 1)
+	boom := errors.New("boom")
+
+	n, _, err := st.RelayRound(t.Context(), 10, func(_ context.Context, batch []store.OutboxEvent, ack func(string)) error {
+		ack(batch[0].ID)
+		ack(batch[1].ID)
+		return boom
+	})
+	if !errors.Is(err, boom) || n != 2 {
+		t.Fatalf("RelayRound = %d, %v; want 2 and the publish error", n, err)
+	}
+	if p := pendingCount(t, st); p != 2 {
+		t.Errorf("pending = %d, want the 2 not acknowledged", p)
+	}
+}
+
+func TestRelayRoundMarksAfterCancel(t *testing.T) {
+	t.Parallel()
+	st := storetest.NewStore(t)
+	insertJobs(t, st, "t1", 3, 1)
+	ctx, cancel := context.WithCancel(t.Context())
+
+	n, _, err := st.RelayRound(ctx, 10, func(ctx context.Context, batch []store.OutboxEvent, ack func(string)) error {
+		cancel() // a shutdown while the acknowledgements came in
+		for _, ev := range batch {
+			ack(ev.ID)
+		}
+		return ctx.Err()
+	})
+	if !errors.Is(err, context.Canceled) || n != 3 {
+		t.Fatalf("RelayRound = %d, %v; want 3 marked and context.Canceled", n, err)
+	}
+	if p := pendingCount(t, st); p != 0 {
+		t.Errorf("pending = %d, want 0: acknowledged events are marked despite the cancellation", p)
+	}
+}
+
+func TestRelayRoundStopsPublishingWhenMarkingFails(t *testing.T) {
+	t.Parallel()
+	st := storetest.NewStore(t)
+	insertJobs(t, st, "t1", 3, 1)
+
+	var publishCtxErr error
+	_, _, err := st.RelayRound(t.Context(), 10, func(ctx context.Context, batch []store.OutboxEvent, ack func(string)) error {
+		ack(batch[0].ID)
+		var killed int
+		if err := st.Pool().QueryRow(t.Context(), `
+			SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL`).Scan(&killed); err != nil || killed != 1 {
+			t.Errorf("terminated %d relay connections (%v), want 1", killed, err)
+		}
+		ack(batch[1].ID)
+		select {
+		case <-ctx.Done():
+			publishCtxErr = ctx.Err()
+		case <-time.After(10 * time.Second):
+		}
+		return publishCtxErr
+	})
+	if err == nil || !strings.Contains(err.Error(), "mark") {
+		t.Fatalf("RelayRound = %v, want an error marking", err)
+	}
+	if publishCtxErr == nil {
+		t.Error("publish went on after the transaction was lost")
+	}
+	if p := pendingCount(t, st); p != 3 {
+		t.Errorf("pending = %d, want all 3: the marks were rolled back", p)
+	}
+}
+
+func TestRelayRoundOneRelayAtATime(t *testing.T) {
+	t.Parallel()
+	st := storetest.NewStore(t)
+	insertJobs(t, st, "t1", 2, 1)
+
+	var inner [][]store.OutboxEvent
+	var outer [][]store.OutboxEvent
+	_, _, err := st.RelayRound(t.Context(), 10, func(ctx context.Context, batch []store.OutboxEvent, ack func(string)) error {
+		n, locked, err := st.RelayRound(ctx, 10, ackAll(&inner))
+		if n != 0 || locked || err != nil {
+			t.Errorf("concurrent RelayRound = %d, %v, %v; want 0, false, nil", n, locked, err)
+		}
+		return ackAll(&outer)(ctx, batch, ack)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inner) != 0 {
+		t.Errorf("concurrent round published %d batches, want none", len(inner))
+	}
+}
+
+func TestRelayRoundRejectsBadLimit(t *testing.T) {
+	t.Parallel()
+	st := storetest.NewStore(t)
+	if _, _, err := st.RelayRound(t.Context(), 0, nil); err == nil {
+		t.Error("RelayRound with limit 0 succeeded")
+	}
+}
+
+func TestOutboxStats(t *testing.T) {
+	t.Parallel()
+	st := storetest.NewStore(t)
+	if n, oldest, err := st.OutboxStats(t.Context()); err != nil || n != 0 || !oldest.IsZero() {
+		t.Fatalf("OutboxStats on an empty outbox = %d, %v, %v; want 0, zero, nil", n, oldest, err)
+	}
+	insertJobs(t, st, "t1", 2, 3)
+	n, oldest, err := st.OutboxStats(t.Context())
+	if err != nil || n != 6 || !oldest.Equal(outboxObserved.Add(time.Minute)) {
+		t.Fatalf("OutboxStats = %d, %v, %v; want 6, %v, nil", n, oldest, err, outboxObserved.Add(time.Minute))
+	}
+}
+
+func TestEventsSince(t *testing.T) {
+	t.Parallel()
+	st := storetest.NewStore(t)
+	a := insertJobs(t, st, "a", 2, 3) // observed at +1m, +2m, +3m
+	b := insertJobs(t, st, "b", 1, 1)
+	// Published or not makes no difference to a replay.
+	var batches [][]store.OutboxEvent
+	if _, _, err := st.RelayRound(t.Context(), 2, ackAll(&batches)); err != nil {
+		t.Fatal(err)
+	}
+
+	collect := func(since time.Time, target, jobID string) []string {
+		var out []string
+		for ev, err := range st.EventsSince(t.Context(), since, target, jobID) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, ev.ID)
+		}
+		return out
+	}
+	tests := []struct {
+		name          string
+		since         time.Time
+		target, jobID string
+		want          []string
+	}{
+		{"all", outboxObserved, "", "", append(ids(a), ids(b)...)},
+		{"since", outboxObserved.Add(2 * time.Minute), "", "", ids(a[2:])},
+		{"target", outboxObserved, "b", "", ids(b)},
+		{"job", outboxObserved, "", "job-0", []string{a[0].ID, a[2].ID, a[4].ID, b[0].ID}},
+		{"target and job", outboxObserved, "a", "job-1", []string{a[1].ID, a[3].ID, a[5].ID}},
+		{"none", outboxObserved.Add(time.Hour), "", "", nil},
+	}
+	for _, tt := range tests {
+		if got := collect(tt.since, tt.target, tt.jobID); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: EventsSince = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+
+	// Stopping early releases the connection.
+	for range st.EventsSince(t.Context(), outboxObserved, "", "") {
+		break
+	}
+	if got := collect(outboxObserved, "b", ""); !slices.Equal(got, ids(b)) {
+		t.Errorf("EventsSince after an early stop = %v", got)
+	}
+}
+
+func TestListenOutbox(t *testing.T) {
+	t.Parallel()
+	st := storetest.NewStore(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	errs := make(chan error, 10)
+	ch := st.ListenOutbox(ctx, func(err error) { errs <- err })
+
+	waitSignal := func(what string) {
+		t.Helper()
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				t.Fatalf("%s: channel closed", what)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: no signal", what)
+		}
+	}
+	waitSignal("on connecting")
+	notify := func() {
+		t.Helper()
+		if _, err := st.Pool().Exec(t.Context(), `SELECT pg_notify($1, 't1')`, store.OutboxChannel); err != nil {
+			t.Fatal(err)
+		}
+	}
+	notify()
+	waitSignal("on a notification")
+
+	// Many notifications, one pending signal.
+	for range 5 {
+		notify()
+	}
+	waitSignal("on notifications")
+
+	// The database drops the connection: the listener reports it,
+	// reconnects and signals.
+	var killed int
+	if err := st.Pool().QueryRow(t.Context(), `
+		SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE 'LISTEN %'`).Scan(&killed); err != nil || killed != 1 {
+		t.Fatalf("terminated %d LISTEN connections (%v), want 1", killed, err)
+	}
+	select {
+	case err := <-errs:
+		t.Logf("reported: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("lost connection not reported")
+	}
+	// The reconnected listener signals, unless a signal from the
+	// notifications above is still pending: wait until it is back.
+	listening := func() bool {
+		var n int
+		err := st.Pool().QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND state = 'idle' AND query LIKE 'LISTEN %'`).Scan(&n)
+		return err == nil && n == 1
+	}
+	for {
+		waitSignal("after reconnecting")
+		if listening() {
+			break
+		}
+	}
+	notify()
+	waitSignal("on a notification after reconnecting")
+
+	cancel()
+	for range ch { // closed once the connection is
+	}
+}
