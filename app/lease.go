@@ -21,11 +21,12 @@ type leaser struct {
 
 	mu       sync.Mutex
 	held     map[string]time.Time // target → when our lease lapses, by our clock
+	sweeping map[string]bool      // targets with a sweep running here
 	acquired map[string]chan struct{}
 }
 
 func newLeaser(a *App, ro RunOptions, log *slog.Logger) *leaser {
-	l := &leaser{a: a, ro: ro, log: log, held: map[string]time.Time{}, acquired: map[string]chan struct{}{}}
+	l := &leaser{a: a, ro: ro, log: log, held: map[string]time.Time{}, sweeping: map[string]bool{}, acquired: map[string]chan struct{}{}}
 	for _, t := range a.targets {
 		l.acquired[t.Name] = make(chan struct{}, 1)
 	}
@@ -35,14 +36,31 @@ func newLeaser(a *App, ro RunOptions, log *slog.Logger) *leaser {
 // acquiredCh is signalled when this replica takes target's lease.
 func (l *leaser) acquiredCh(target string) <-chan struct{} { return l.acquired[target] }
 
-// holds reports whether this replica holds target's lease. A lease whose
-// renewal failed counts as lost once its time-to-live has passed, since
-// another replica may then take it.
-func (l *leaser) holds(target string) bool {
+// begin reports whether this replica holds target's lease and, if so,
+// marks a sweep of it as running until end is called: a lease is not given
+// up to rebalance while its target is being swept, so that two replicas
+// never sweep one target at once.
+func (l *leaser) begin(target string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	until, ok := l.held[target]
-	return ok && time.Now().Before(until)
+	if !ok || !time.Now().Before(until) {
+		return false
+	}
+	l.sweeping[target] = true
+	return true
+}
+
+func (l *leaser) end(target string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.sweeping, target)
+}
+
+func (l *leaser) busy(target string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.sweeping[target]
 }
 
 func (l *leaser) run(ctx context.Context) {
@@ -88,16 +106,25 @@ func (l *leaser) beat(ctx context.Context) {
 	slices.SortFunc(prefer, func(x, y string) int { return cmpUint(rank(y, id), rank(x, id)) })
 	var newly []string
 	if len(held) > share {
-		// Give up the ones we prefer least; their new holder sweeps at once.
+		// Give up the ones we prefer least, unless a sweep of them is
+		// running (then at a later beat); their new holder sweeps at once.
 		slices.SortFunc(held, func(x, y string) int { return cmpUint(rank(x, id), rank(y, id)) })
-		for _, t := range held[:len(held)-share] {
+		excess := len(held) - share
+		keep := held[:0:0]
+		for _, t := range held {
+			if excess == 0 || l.busy(t) {
+				keep = append(keep, t)
+				continue
+			}
 			if err := st.ReleaseLease(ctx, t, id); err != nil {
 				l.log.Warn("lease release failed", "target", t, "err", err)
-			} else {
-				l.log.Info("lease released to balance the replicas", "target", t, "replicas", live)
+				keep = append(keep, t)
+				continue
 			}
+			l.log.Info("lease released to balance the replicas", "target", t, "replicas", live)
+			excess--
 		}
-		held = held[len(held)-share:]
+		held = keep
 	}
 	for _, t := range prefer {
 		if len(held) >= share {

@@ -114,6 +114,9 @@ func (a *App) Run(ctx context.Context, ro RunOptions) error {
 
 	stopCtx, cancelStop := context.WithTimeout(context.WithoutCancel(ctx), ro.ShutdownTimeout)
 	defer cancelStop()
+	if ro.crash {
+		cancelSweeps() // a killed process finishes nothing
+	}
 	var errs []error
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -208,11 +211,12 @@ func (a *App) scheduleTarget(ctx, sweepCtx context.Context, t Target, s cron.Sch
 		case <-acquired:
 			timer.Stop()
 		}
-		if !leases.holds(t.Name) {
+		if !leases.begin(t.Name) {
 			log.Debug("not sweeping: another replica holds the lease", "target", t.Name)
 			continue
 		}
 		r := a.sweep(sweepCtx, t)
+		leases.end(t.Name)
 		if ro.OnSweep != nil {
 			ro.OnSweep(r)
 		}

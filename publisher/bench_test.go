@@ -69,7 +69,7 @@ func BenchmarkRelay100k(b *testing.B) {
 		rawTime += rawPublish(b, nc, evs)
 		checkCount("raw")
 		freshStream()
-		if _, err := st.Pool().Exec(ctx, `TRUNCATE job_events`); err != nil {
+		if _, err := st.Pool().Exec(ctx, `TRUNCATE job_events, outbox`); err != nil {
 			b.Fatal(err)
 		}
 		storetest.InsertEvents(b, st, "bench", evs...)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -96,8 +97,16 @@ func (r *Relay) Drain(ctx context.Context) (int, error) {
 
 func (r *Relay) runOnce(ctx context.Context) (round, error) {
 	var oldest time.Time
-	n, locked, err := r.cfg.Store.RelayRound(ctx, r.cfg.BatchSize, func(ctx context.Context, batch []store.OutboxEvent, ack func(string)) error {
-		return r.publish(ctx, batch, func(ev store.OutboxEvent, _ *jetstream.PubAck) {
+	n, locked, err := r.cfg.Store.RelayRound(ctx, r.cfg.BatchSize, func(ctx context.Context, events iter.Seq[store.OutboxEvent], ack func(string)) error {
+		// Pulled one by one as the sender's window frees: publishing starts
+		// while the round is still reading the outbox.
+		next, stop := iter.Pull(events)
+		defer stop()
+		source := func() (store.OutboxEvent, bool, error) {
+			ev, ok := next()
+			return ev, ok, nil
+		}
+		return r.sender.send(ctx, source, func(ev store.OutboxEvent, _ *jetstream.PubAck) {
 			ack(ev.ID)
 			if oldest.IsZero() || ev.ObservedAt.Before(oldest) {
 				oldest = ev.ObservedAt

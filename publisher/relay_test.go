@@ -2,6 +2,7 @@ package publisher_test
 
 import (
 	"context"
+	"iter"
 	"maps"
 	"slices"
 	"strings"
@@ -157,7 +158,8 @@ func TestRelayStoppedBetweenAckAndMark(t *testing.T) {
 
 	// The round publishes, then loses its database connection before it can
 	// mark the events: they are in the stream and still pending.
-	_, _, err := b.store.RelayRound(t.Context(), 100, func(ctx context.Context, batch []store.OutboxEvent, ack func(string)) error {
+	_, _, err := b.store.RelayRound(t.Context(), 100, func(ctx context.Context, events iter.Seq[store.OutboxEvent], ack func(string)) error {
+		batch := slices.Collect(events)
 		var acked []string
 		err := b.relay.Publish(ctx, batch, func(ev store.OutboxEvent, _ *jetstream.PubAck) { acked = append(acked, ev.ID) })
 		var killed int
@@ -184,7 +186,8 @@ func TestRelayStoppedBetweenAckAndMark(t *testing.T) {
 	// The next round publishes them again: JetStream acknowledges each as a
 	// duplicate and stores nothing.
 	var dups int
-	n, _, err := b.store.RelayRound(t.Context(), 100, func(ctx context.Context, batch []store.OutboxEvent, ack func(string)) error {
+	n, _, err := b.store.RelayRound(t.Context(), 100, func(ctx context.Context, events iter.Seq[store.OutboxEvent], ack func(string)) error {
+		batch := slices.Collect(events)
 		return b.relay.Publish(ctx, batch, func(ev store.OutboxEvent, pa *jetstream.PubAck) {
 			if pa.Duplicate {
 				dups++

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"strings"
 	"testing"
@@ -58,7 +59,8 @@ func pendingCount(t *testing.T, st *store.Store) int64 {
 // ackAll is a publish function that acknowledges every event and records
 // the batches it saw.
 func ackAll(batches *[][]store.OutboxEvent) store.PublishFunc {
-	return func(_ context.Context, batch []store.OutboxEvent, ack func(string)) error {
+	return func(_ context.Context, events iter.Seq[store.OutboxEvent], ack func(string)) error {
+		batch := slices.Collect(events)
 		*batches = append(*batches, batch)
 		for _, ev := range batch {
 			ack(ev.ID)
@@ -113,7 +115,8 @@ func TestRelayRoundMarksWhatWasAckedOnFailure(t *testing.T) {
 	insertJobs(t, st, "t1", 4, 1)
 	boom := errors.New("boom")
 
-	n, _, err := st.RelayRound(t.Context(), 10, func(_ context.Context, batch []store.OutboxEvent, ack func(string)) error {
+	n, _, err := st.RelayRound(t.Context(), 10, func(_ context.Context, events iter.Seq[store.OutboxEvent], ack func(string)) error {
+		batch := slices.Collect(events)
 		ack(batch[0].ID)
 		ack(batch[1].ID)
 		return boom
@@ -132,7 +135,8 @@ func TestRelayRoundMarksAfterCancel(t *testing.T) {
 	insertJobs(t, st, "t1", 3, 1)
 	ctx, cancel := context.WithCancel(t.Context())
 
-	n, _, err := st.RelayRound(ctx, 10, func(ctx context.Context, batch []store.OutboxEvent, ack func(string)) error {
+	n, _, err := st.RelayRound(ctx, 10, func(ctx context.Context, events iter.Seq[store.OutboxEvent], ack func(string)) error {
+		batch := slices.Collect(events)
 		cancel() // a shutdown while the acknowledgements came in
 		for _, ev := range batch {
 			ack(ev.ID)
@@ -153,7 +157,8 @@ func TestRelayRoundStopsPublishingWhenMarkingFails(t *testing.T) {
 	insertJobs(t, st, "t1", 3, 1)
 
 	var publishCtxErr error
-	_, _, err := st.RelayRound(t.Context(), 10, func(ctx context.Context, batch []store.OutboxEvent, ack func(string)) error {
+	_, _, err := st.RelayRound(t.Context(), 10, func(ctx context.Context, events iter.Seq[store.OutboxEvent], ack func(string)) error {
+		batch := slices.Collect(events)
 		ack(batch[0].ID)
 		var killed int
 		if err := st.Pool().QueryRow(t.Context(), `
@@ -187,12 +192,13 @@ func TestRelayRoundOneRelayAtATime(t *testing.T) {
 
 	var inner [][]store.OutboxEvent
 	var outer [][]store.OutboxEvent
-	_, _, err := st.RelayRound(t.Context(), 10, func(ctx context.Context, batch []store.OutboxEvent, ack func(string)) error {
+	_, _, err := st.RelayRound(t.Context(), 10, func(ctx context.Context, events iter.Seq[store.OutboxEvent], ack func(string)) error {
+		batch := slices.Collect(events)
 		n, locked, err := st.RelayRound(ctx, 10, ackAll(&inner))
 		if n != 0 || locked || err != nil {
 			t.Errorf("concurrent RelayRound = %d, %v, %v; want 0, false, nil", n, locked, err)
 		}
-		return ackAll(&outer)(ctx, batch, ack)
+		return ackAll(&outer)(ctx, slices.Values(batch), ack)
 	})
 	if err != nil {
 		t.Fatal(err)

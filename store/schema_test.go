@@ -134,14 +134,14 @@ func TestJobEvents(t *testing.T) {
 	var stored []byte
 	var a string
 	var pos int64
-	if err := s.Pool().QueryRow(t.Context(), `SELECT payload, data->'data'->>'a', pos FROM job_events WHERE job_id = 'job-1'`).Scan(&stored, &a, &pos); err != nil {
+	if err := s.Pool().QueryRow(t.Context(), `SELECT payload, payload->'data'->>'a', pos FROM job_events WHERE job_id = 'job-1'`).Scan(&stored, &a, &pos); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(stored, payload) {
 		t.Errorf("payload came back as %s, want %s", stored, payload)
 	}
 	if a != "ü" {
-		t.Errorf("data->'data'->>'a' = %q, want %q", a, "ü")
+		t.Errorf("payload->'data'->>'a' = %q, want %q", a, "ü")
 	}
 
 	if err := insertEvent(t, s, event{target: "hz", jobID: "job-1", sequence: 2, typ: typeProgress, observedAt: now}); err != nil {
