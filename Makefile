@@ -4,7 +4,7 @@ GO       ?= go
 PKGS     ?= ./...
 BENCH    ?= .
 BIN      := bin/ossjobwatch
-STATICCHECK_VERSION ?= 2025.1.1
+STATICCHECK_VERSION ?= v0.8.2
 
 .DEFAULT_GOAL := help
 

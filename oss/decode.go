@@ -114,11 +114,11 @@ func DecodeDescribeJob(body []byte) (*job.Detail, error) {
 		return nil, err
 	}
 	if r.Job == nil {
-		return nil, errors.New("DescribeJobResult has no Job element")
+		return nil, errors.New("no Job element in DescribeJobResult")
 	}
 	j, err := r.Job.toJob()
 	if err != nil {
-		return nil, fmt.Errorf("Job: %w", err)
+		return nil, fmt.Errorf("element Job: %w", err)
 	}
 	d := &job.Detail{
 		Job:                j,
@@ -128,7 +128,7 @@ func DecodeDescribeJob(body []byte) (*job.Detail, error) {
 	}
 	if v := strings.TrimSpace(r.Job.ConfirmationRequired); v != "" {
 		if d.ConfirmationRequired, err = strconv.ParseBool(v); err != nil {
-			return nil, fmt.Errorf("Job: ConfirmationRequired: %q is not a boolean", v)
+			return nil, fmt.Errorf("element Job: ConfirmationRequired: %q is not a boolean", v)
 		}
 	}
 	for _, f := range r.Job.FailureReasons {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"iter"
 	"math/rand/v2"
-	"strconv"
 	"sync"
 	"time"
 
@@ -110,7 +109,7 @@ func (s *Store) RelayRound(ctx context.Context, limit int, publish PublishFunc) 
 		if !locked {
 			return nil
 		}
-		published, pubErr, err = publishAndMark(ctx, txCtx, tx, limit, publish)
+		published, pubErr, err = s.publishAndMark(ctx, txCtx, tx, limit, publish)
 		commitDeadline = time.AfterFunc(markTimeout, cancelTx)
 		return err
 	})
@@ -146,140 +145,125 @@ func (a *acks) take() []string {
 	return ids
 }
 
-// fetchChunk is how many events a round reads at a time from its cursor:
-// publishing starts with the first chunk instead of after the whole batch,
-// so reading overlaps publishing as marking does.
-const fetchChunk = 500
-
-// publishAndMark reads the round's events through a cursor, hands them to
-// publish running on a goroutine of its own, and marks the events it
-// acknowledges, each statement taking all acknowledged since the last. One
-// connection does the reading and the marking, in turns, while publish
-// works in parallel. It returns how many it marked, publish's error and the
-// reading's or marking's. publish is not called when nothing is pending.
-func publishAndMark(ctx, txCtx context.Context, tx pgx.Tx, limit int, publish PublishFunc) (marked int, pubErr, err error) {
-	// LATERAL: one index probe per queued event, whatever the statistics say.
-	if _, err := tx.Exec(ctx, `DECLARE relay_outbox NO SCROLL CURSOR FOR
-		SELECT e.pos, e.id, e.target, e.job_id, e.subject, e.sequence, e.payload, e.observed_at
-		FROM (SELECT pos FROM outbox ORDER BY pos LIMIT `+strconv.Itoa(limit)+`) o
-		CROSS JOIN LATERAL (SELECT * FROM job_events WHERE job_events.pos = o.pos) e
-		ORDER BY o.pos`); err != nil {
+// publishAndMark hands the round's events to publish, running on a
+// goroutine of its own, and marks the events it acknowledges, each statement
+// taking all acknowledged since the last.
+//
+// The events are read on a second connection, streamed row by row as the
+// sender's window takes them, while the round's transaction marks: reading
+// and marking then run on two database backends at once instead of taking
+// turns on one, and publishing overlaps both. Reading outside the round's
+// transaction is safe: only the relay holding the lock reads or marks the
+// outbox, and an event committed after the read waits for the next round.
+// It returns how many it marked, publish's error and the reading's or
+// marking's. publish is not called when nothing is pending.
+func (s *Store) publishAndMark(ctx, txCtx context.Context, tx pgx.Tx, limit int, publish PublishFunc) (marked int, pubErr, err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
 		return 0, nil, fmt.Errorf("read outbox: %w", err)
 	}
-	fetch := func() ([]OutboxEvent, error) {
-		rows, err := tx.Query(ctx, `FETCH `+strconv.Itoa(fetchChunk)+` FROM relay_outbox`)
-		if err != nil {
-			return nil, fmt.Errorf("read outbox: %w", err)
+	defer conn.Release()
+	// LATERAL: one index probe per queued event, whatever the statistics say.
+	rows, err := conn.Query(ctx, `
+		SELECT e.pos, e.id, e.target, e.job_id, e.subject, e.sequence, e.payload, e.observed_at
+		FROM (SELECT pos FROM outbox ORDER BY pos LIMIT $1) o
+		CROSS JOIN LATERAL (SELECT * FROM job_events WHERE job_events.pos = o.pos) e
+		ORDER BY o.pos`, limit)
+	if err != nil {
+		return 0, nil, fmt.Errorf("read outbox: %w", err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return 0, nil, fmt.Errorf("read outbox: %w", err)
 		}
-		evs, err := pgx.CollectRows(rows, scanOutboxEvent)
-		if err != nil {
-			return nil, fmt.Errorf("read outbox: %w", err)
-		}
-		return evs, nil
+		return 0, nil, nil
 	}
-	// Acknowledgements name events by id; marking goes by pos, a bigint the
-	// primary key of outbox and a unique index of job_events.
-	posOf := make(map[string]int64, min(limit, 4*fetchChunk))
-	pending, err := fetch()
-	if err != nil || len(pending) == 0 {
-		return 0, nil, err
-	}
-	for _, ev := range pending {
-		posOf[ev.ID] = ev.Pos
-	}
-	exhausted := len(pending) < fetchChunk
 
 	pubCtx, cancelPub := context.WithCancel(ctx)
 	defer cancelPub()
-	a := &acks{more: make(chan struct{}, 1)}
-	events := make(chan OutboxEvent, fetchChunk)
-	seq := func(yield func(OutboxEvent) bool) {
+	// Acknowledgements name events by id; marking goes by pos, a bigint the
+	// primary key of outbox and a unique index of job_events.
+	var posMu sync.Mutex
+	posOf := make(map[string]int64, min(limit, 4096))
+	readErr := make(chan error, 1)
+	events := func(yield func(OutboxEvent) bool) {
+		var err error
+		defer func() {
+			if err == nil && rows.Err() != nil {
+				err = fmt.Errorf("read outbox: %w", rows.Err())
+			}
+			readErr <- err
+		}()
 		for {
-			select {
-			case ev, ok := <-events:
-				if !ok || !yield(ev) {
-					return
-				}
-			case <-pubCtx.Done():
+			var ev OutboxEvent
+			if ev, err = scanOutboxEvent(rows); err != nil {
+				err = fmt.Errorf("read outbox: %w", err)
+				return
+			}
+			posMu.Lock()
+			posOf[ev.ID] = ev.Pos
+			posMu.Unlock()
+			if pubCtx.Err() != nil || !yield(ev) || !rows.Next() {
 				return
 			}
 		}
 	}
+	a := &acks{more: make(chan struct{}, 1)}
 	done := make(chan error, 1)
-	go func() { done <- publish(pubCtx, seq, a.add) }()
+	go func() { done <- publish(pubCtx, events, a.add) }()
 
-	// stop ends publishing after a failure of ours and collects its error.
-	stop := func(err error) (int, error, error) {
-		cancelPub()
-		return marked, <-done, err
-	}
-	closed, finished := false, false
+	finished := false
 	for {
-		// Hand over what was read, as far as the channel takes it.
-	feed:
-		for len(pending) > 0 && !finished {
+		if !finished {
 			select {
-			case events <- pending[0]:
-				pending = pending[1:]
-			default:
-				break feed
+			case <-a.more:
+			case pubErr = <-done:
+				finished = true
 			}
 		}
-		if len(pending) == 0 && exhausted && !closed {
-			close(events)
-			closed = true
-		}
-		if ids := a.take(); len(ids) > 0 {
-			positions := make([]int64, 0, len(ids))
-			for _, id := range ids {
-				if pos, ok := posOf[id]; ok {
-					positions = append(positions, pos)
-					delete(posOf, id)
-				}
+		ids := a.take()
+		if len(ids) == 0 {
+			if finished {
+				return marked, pubErr, readError(readErr)
 			}
-			markCtx, cancel := context.WithTimeout(txCtx, markTimeout)
-			tag, err := tx.Exec(markCtx, `
-				WITH marked AS (
-					UPDATE job_events SET published_at = now() WHERE pos = ANY($1::bigint[]) AND published_at IS NULL RETURNING pos
-				)
-				DELETE FROM outbox WHERE pos IN (SELECT pos FROM marked)`, positions)
-			cancel()
-			if err != nil {
-				err = fmt.Errorf("mark %d events published: %w", len(ids), err)
-				if finished {
-					return marked, pubErr, err
-				}
+			continue
+		}
+		positions := make([]int64, 0, len(ids))
+		posMu.Lock()
+		for _, id := range ids {
+			if pos, ok := posOf[id]; ok {
+				positions = append(positions, pos)
+				delete(posOf, id)
+			}
+		}
+		posMu.Unlock()
+		markCtx, cancel := context.WithTimeout(txCtx, markTimeout)
+		tag, err := tx.Exec(markCtx, `
+			WITH marked AS (
+				UPDATE job_events SET published_at = now() WHERE pos = ANY($1::bigint[]) AND published_at IS NULL RETURNING pos
+			)
+			DELETE FROM outbox WHERE pos IN (SELECT pos FROM marked)`, positions)
+		cancel()
+		if err != nil {
+			if !finished {
 				// The transaction is lost: publishing more is pointless.
-				return stop(err)
+				cancelPub()
+				pubErr = <-done
 			}
-			marked += int(tag.RowsAffected())
-			continue
+			return marked, pubErr, fmt.Errorf("mark %d events published: %w", len(ids), err)
 		}
-		if len(pending) == 0 && !exhausted && !finished {
-			if pending, err = fetch(); err != nil {
-				return stop(err)
-			}
-			for _, ev := range pending {
-				posOf[ev.ID] = ev.Pos
-			}
-			exhausted = len(pending) < fetchChunk
-			continue
-		}
-		if finished {
-			return marked, pubErr, nil
-		}
-		var feedCh chan<- OutboxEvent
-		var next OutboxEvent
-		if len(pending) > 0 {
-			feedCh, next = events, pending[0]
-		}
-		select {
-		case <-a.more:
-		case pubErr = <-done:
-			finished = true
-		case feedCh <- next:
-			pending = pending[1:]
-		}
+		marked += int(tag.RowsAffected())
+	}
+}
+
+// readError returns the reading's error, if the events were read at all.
+func readError(ch <-chan error) error {
+	select {
+	case err := <-ch:
+		return err
+	default:
+		return nil
 	}
 }
 

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 
 	"github.com/ossjobwatch/ossjobwatch/config"
-	"github.com/ossjobwatch/ossjobwatch/store"
 )
 
 // commonFlags are the flags every verb that reads the configuration has.
@@ -58,19 +56,4 @@ func newLogger(w io.Writer, l config.Log) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
-}
-
-// openStore connects and migrates.
-func openStore(ctx context.Context, c cli, cfg config.Config) (*store.Store, bool) {
-	st, err := store.Open(ctx, cfg.DatabaseURL, store.Config{})
-	if err != nil {
-		fmt.Fprintf(c.stderr, "ossjobwatch: database: %v\n", err)
-		return nil, false
-	}
-	if _, err := st.Migrate(ctx); err != nil {
-		st.Close()
-		fmt.Fprintf(c.stderr, "ossjobwatch: migrate: %v\n", err)
-		return nil, false
-	}
-	return st, true
 }
