@@ -64,6 +64,12 @@ func runSweep(ctx context.Context, c cli) int {
 		fmt.Fprintf(c.stderr, "ossjobwatch sweep: published %d events, then: %v\nthe rest stay in the outbox; the next sweep or run publishes them\n", n, err)
 		return exitFailure
 	}
-	fmt.Fprintf(c.stdout, "published %d events to stream %s\n", n, cfg.Stream.Name)
+	// Another relay (a running daemon) may have published some first.
+	pending, _, err := a.Store().OutboxStats(pctx)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "ossjobwatch sweep: %v\n", err)
+		return exitFailure
+	}
+	fmt.Fprintf(c.stdout, "published %d events to stream %s; %d pending in the outbox\n", n, cfg.Stream.Name, pending)
 	return code
 }
