@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -158,21 +159,26 @@ func formatEvent(payload []byte, colour bool) string {
 		return "unreadable event: " + string(payload)
 	}
 	d := ev.Data
-	paint := func(code, s string) string {
-		if !colour {
+	// Each part is padded before it is painted, so that colour codes do not
+	// throw the columns off.
+	paint := func(code, s string, width int) string {
+		if pad := width - utf8.RuneCountInString(s); pad > 0 {
+			s += strings.Repeat(" ", pad)
+		}
+		if !colour || code == "" {
 			return s
 		}
 		return code + s + ansiReset
 	}
-	var what string
+	var what, code string
 	switch strings.TrimPrefix(ev.Type, "ossjobwatch.job.") {
 	case "discovered":
-		what = paint(ansiBlue, "discovered "+d.Status)
+		what, code = "discovered "+d.Status, ansiBlue
 		if d.Baseline {
-			what += paint(ansiDim, " (baseline)")
+			what += " (baseline)"
 		}
 	case "status_changed":
-		code := ansiCyan
+		what, code = d.PreviousStatus+" → "+d.Status, ansiCyan
 		switch d.Status {
 		case "Failed", "Failing", "Cancelled", "Cancelling":
 			code = ansiRed
@@ -181,23 +187,22 @@ func formatEvent(payload []byte, colour bool) string {
 		case "Suspended":
 			code = ansiYellow
 		}
-		what = paint(code, d.PreviousStatus+" → "+d.Status)
 		for _, r := range d.FailureReasons {
-			what += paint(ansiRed, " "+r.Code)
+			what += " " + r.Code
 		}
 	case "tasks_failed":
-		what = paint(ansiRed, fmt.Sprintf("+%d tasks failed", d.FailedDelta))
+		what, code = fmt.Sprintf("+%d tasks failed", d.FailedDelta), ansiRed
 	case "progress":
 		what = fmt.Sprintf("progress %+d", d.SucceededDelta)
 	case "removed":
-		what = paint(ansiDim, "removed ("+d.Reason+")")
+		what, code = "removed ("+d.Reason+")", ansiDim
 	default:
 		what = ev.Type
 	}
 	tasks := fmt.Sprintf("%d/%d ok, %d failed", d.Tasks.Succeeded, d.Tasks.Total, d.Tasks.Failed)
-	return fmt.Sprintf("%s  %-12s %-14s #%-3d %-40s %s",
-		paint(ansiDim, ev.Time.Local().Format("15:04:05")), d.Target, shorten(d.JobID, 14), d.Sequence,
-		what, paint(ansiDim, tasks))
+	return fmt.Sprintf("%s  %-12s %-14s #%-3d %s %s",
+		paint(ansiDim, ev.Time.Local().Format("15:04:05"), 0), d.Target, shorten(d.JobID, 14), d.Sequence,
+		paint(code, what, 40), paint(ansiDim, tasks, 0))
 }
 
 func shorten(s string, n int) string {
