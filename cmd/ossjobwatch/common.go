@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 
 	"github.com/ossjobwatch/ossjobwatch/config"
+	"github.com/ossjobwatch/ossjobwatch/store"
 )
 
 // commonFlags are the flags every verb that reads the configuration has.
@@ -56,4 +58,15 @@ func newLogger(w io.Writer, l config.Log) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// openStore connects to the database, printing the error for the user.
+// verb names the command in the message.
+func openStore(ctx context.Context, c cli, verb string, cfg config.Config) (*store.Store, bool) {
+	st, err := store.Open(ctx, cfg.DatabaseURL, store.Config{})
+	if err != nil {
+		fmt.Fprintf(c.stderr, "ossjobwatch %s: database: %v\n", verb, err)
+		return nil, false
+	}
+	return st, true
 }

@@ -23,9 +23,8 @@ func runMigrate(ctx context.Context, c cli) int {
 	if !ok {
 		return exitUsage
 	}
-	st, err := store.Open(ctx, cfg.DatabaseURL, store.Config{})
-	if err != nil {
-		fmt.Fprintf(c.stderr, "ossjobwatch: database: %v\n", err)
+	st, ok := openStore(ctx, c, "migrate", cfg)
+	if !ok {
 		return exitFailure
 	}
 	defer st.Close()

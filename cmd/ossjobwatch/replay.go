@@ -10,7 +10,6 @@ import (
 
 	"github.com/ossjobwatch/ossjobwatch/config"
 	"github.com/ossjobwatch/ossjobwatch/publisher"
-	"github.com/ossjobwatch/ossjobwatch/store"
 )
 
 func init() {
@@ -37,9 +36,8 @@ func runReplay(ctx context.Context, c cli) int {
 	if !ok {
 		return exitUsage
 	}
-	st, err := store.Open(ctx, cfg.DatabaseURL, store.Config{})
-	if err != nil {
-		fmt.Fprintf(c.stderr, "ossjobwatch replay: database: %v\n", err)
+	st, ok := openStore(ctx, c, "replay", cfg)
+	if !ok {
 		return exitFailure
 	}
 	defer st.Close()
