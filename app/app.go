@@ -59,10 +59,11 @@ type App struct {
 	targets []Target
 	metrics *metrics
 
-	mu  sync.Mutex
-	nc  *nats.Conn
-	js  jetstream.JetStream
-	rel *publisher.Relay
+	connectMu sync.Mutex
+	mu        sync.Mutex
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	rel       *publisher.Relay
 	// connected is closed once ConnectNATS has succeeded.
 	connected chan struct{}
 }
@@ -150,24 +151,30 @@ func (a *App) Targets() []Target { return a.targets }
 // ConnectNATS connects to NATS, provisions or checks the stream, and
 // builds the relay. It may be called again after a failure.
 func (a *App) ConnectNATS(ctx context.Context) (*publisher.Relay, error) {
+	// connectMu serialises connecting; mu guards the fields only, so that
+	// /readyz never waits behind a slow broker.
+	a.connectMu.Lock()
+	defer a.connectMu.Unlock()
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.rel != nil {
-		return a.rel, nil
+	rel, nc, js := a.rel, a.nc, a.js
+	a.mu.Unlock()
+	if rel != nil {
+		return rel, nil
 	}
-	if a.nc == nil {
-		nc, err := publisher.Connect(a.cfg.NATSURL, "ossjobwatch", a.log)
-		if err != nil {
+	if nc == nil {
+		var err error
+		if nc, err = publisher.Connect(a.cfg.NATSURL, "ossjobwatch", a.log); err != nil {
 			return nil, err
 		}
-		js, err := jetstream.New(nc)
-		if err != nil {
+		if js, err = publisher.NewJetStream(nc); err != nil {
 			nc.Close()
-			return nil, fmt.Errorf("jetstream: %w", err)
+			return nil, err
 		}
+		a.mu.Lock()
 		a.nc, a.js = nc, js
+		a.mu.Unlock()
 	}
-	status, err := publisher.EnsureStream(ctx, a.js, publisher.StreamConfig{
+	status, err := publisher.EnsureStream(ctx, js, publisher.StreamConfig{
 		Name:          a.cfg.Stream.Name,
 		SubjectPrefix: a.cfg.SubjectPrefix,
 		Duplicates:    a.cfg.Stream.DuplicateWindow,
@@ -181,9 +188,9 @@ func (a *App) ConnectNATS(ctx context.Context) (*publisher.Relay, error) {
 	for _, w := range status.Warnings {
 		a.log.Warn("stream: " + w)
 	}
-	rel, err := publisher.New(publisher.Config{
+	rel, err = publisher.New(publisher.Config{
 		Store:     a.store,
-		JetStream: a.js,
+		JetStream: js,
 		Stream:    a.cfg.Stream.Name,
 		Logger:    a.log,
 		NowFunc:   a.opts.NowFunc,
@@ -195,7 +202,9 @@ func (a *App) ConnectNATS(ctx context.Context) (*publisher.Relay, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.mu.Lock()
 	a.rel = rel
+	a.mu.Unlock()
 	close(a.connected)
 	return rel, nil
 }

@@ -318,3 +318,22 @@ func (b *bundle) openStoreOnly(t *testing.T) *store.Store {
 	t.Cleanup(st.Close)
 	return st
 }
+
+func TestRunFailsFastWhenItCannotListen(t *testing.T) {
+	t.Parallel()
+	b := setup(t, osssim.Config{Jobs: 5}, 1, "@every 1m")
+	taken := httptestListener(t)
+	defer taken.Close()
+	b.cfg.HTTP.Listen = taken.Addr().String()
+	a := b.open(t)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(t.Context(), RunOptions{}) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "listen on "+taken.Addr().String()) {
+			t.Fatalf("Run = %v, want a listen error naming the address", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run still running 10s after its listen failed")
+	}
+}

@@ -57,10 +57,18 @@ func (l *leaser) end(target string) {
 	delete(l.sweeping, target)
 }
 
-func (l *leaser) busy(target string) bool {
+// relinquish stops this replica from starting sweeps of target, unless one
+// is running; it reports whether the lease may now be released. Doing both
+// under one lock closes the window in which a sweep could begin on a lease
+// that is being given away.
+func (l *leaser) relinquish(target string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.sweeping[target]
+	if l.sweeping[target] {
+		return false
+	}
+	delete(l.held, target)
+	return true
 }
 
 func (l *leaser) run(ctx context.Context) {
@@ -112,11 +120,12 @@ func (l *leaser) beat(ctx context.Context) {
 		excess := len(held) - share
 		keep := held[:0:0]
 		for _, t := range held {
-			if excess == 0 || l.busy(t) {
+			if excess == 0 || !l.relinquish(t) {
 				keep = append(keep, t)
 				continue
 			}
 			if err := st.ReleaseLease(ctx, t, id); err != nil {
+				// Still ours in the database: the next beat renews it.
 				l.log.Warn("lease release failed", "target", t, "err", err)
 				keep = append(keep, t)
 				continue

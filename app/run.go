@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -80,53 +81,65 @@ func (a *App) Run(ctx context.Context, ro RunOptions) error {
 	log := a.log.With("replica", ro.ReplicaID)
 	log.Info("ossjobwatch running", "targets", len(a.targets), "lease_ttl", ro.LeaseTTL)
 
-	// Sweeps get a context of their own, cancelled only when the stop's
-	// grace period runs out, so that SIGTERM lets a sweep finish.
+	var srv *http.Server
+	srvErr := make(chan error, 1)
+	ln, err := a.listen(ro)
+	if err != nil {
+		return err
+	}
+	if ln != nil {
+		srv = &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
+		log.Info("serving HTTP", "addr", ln.Addr().String())
+		go func() { srvErr <- srv.Serve(ln) }()
+	}
+
+	// The loops stop with ctx, or when the HTTP server fails. Sweeps get a
+	// context of their own, cancelled only when the grace period runs out,
+	// so that SIGTERM lets a running sweep finish.
+	loopCtx, stopLoops := context.WithCancel(ctx)
+	defer stopLoops()
 	sweepCtx, cancelSweeps := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSweeps()
 
 	leases := newLeaser(a, ro, log)
 	var wg sync.WaitGroup
 	for i, t := range a.targets {
-		wg.Go(func() { a.scheduleTarget(ctx, sweepCtx, t, scheds[i], leases, ro, log) })
+		wg.Go(func() { a.scheduleTarget(loopCtx, sweepCtx, t, scheds[i], leases, ro, log) })
 	}
-	wg.Go(func() { leases.run(ctx) })
-	wg.Go(func() { a.relayWhenConnected(ctx, ro, log) })
+	wg.Go(func() { leases.run(loopCtx) })
+	wg.Go(func() { a.relayWhenConnected(loopCtx, ro, log) })
 
-	var srv *http.Server
-	srvErr := make(chan error, 1)
-	if ln, err := a.listen(ro); err != nil {
-		cancelSweeps()
-		wg.Wait()
-		return err
-	} else if ln != nil {
-		srv = &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
-		log.Info("serving HTTP", "addr", ln.Addr().String())
-		go func() { srvErr <- srv.Serve(ln) }()
-	}
-
+	var errs []error
 	select {
 	case <-ctx.Done():
 	case err := <-srvErr:
-		log.Error("HTTP server stopped", "err", err)
+		errs = append(errs, fmt.Errorf("http server: %w", err))
+		srv = nil
 	}
+	stopLoops()
 	log.Info("stopping: no new sweeps; waiting for the running ones and the relay")
 
-	stopCtx, cancelStop := context.WithTimeout(context.WithoutCancel(ctx), ro.ShutdownTimeout)
-	defer cancelStop()
+	// The budget: half for running sweeps to finish, a quarter for those
+	// cancelled then to roll back, a quarter to leave the replica set,
+	// drain the relay and close the HTTP server.
 	if ro.crash {
 		cancelSweeps() // a killed process finishes nothing
 	}
-	var errs []error
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(ro.ShutdownTimeout * 2 / 3):
+	case <-time.After(ro.ShutdownTimeout / 2):
 		log.Warn("sweeps still running at the grace deadline; cancelling them (they roll back)")
 		cancelSweeps()
-		<-done
+		select {
+		case <-done:
+		case <-time.After(ro.ShutdownTimeout / 4):
+			errs = append(errs, errors.New("sweeps did not stop within the shutdown timeout"))
+		}
 	}
+	stopCtx, cancelStop := context.WithTimeout(context.WithoutCancel(ctx), max(ro.ShutdownTimeout/4, 2*time.Second))
+	defer cancelStop()
 	if !ro.crash {
 		if err := a.store.Leave(stopCtx, ro.ReplicaID); err != nil {
 			errs = append(errs, err)
@@ -196,13 +209,16 @@ func (a *App) relayWhenConnected(ctx context.Context, ro RunOptions, log interfa
 // sweep that overruns its period makes the schedule skip the ticks it
 // missed rather than queue them. A lease newly acquired (at start, or taken
 // over from a stopped replica) triggers a sweep at once.
-func (a *App) scheduleTarget(ctx, sweepCtx context.Context, t Target, s cron.Schedule, leases *leaser, ro RunOptions, log interface {
-	Debug(string, ...any)
-}) {
+func (a *App) scheduleTarget(ctx, sweepCtx context.Context, t Target, s cron.Schedule, leases *leaser, ro RunOptions, log *slog.Logger) {
 	acquired := leases.acquiredCh(t.Name)
 	for {
 		now := a.opts.NowFunc()
-		timer := time.NewTimer(s.Next(now).Sub(now))
+		next := s.Next(now)
+		if next.IsZero() {
+			log.Error("schedule never fires again; the target is not swept", "target", t.Name, "schedule", t.Config.Schedule)
+			return
+		}
+		timer := time.NewTimer(next.Sub(now))
 		select {
 		case <-ctx.Done():
 			timer.Stop()
@@ -210,6 +226,9 @@ func (a *App) scheduleTarget(ctx, sweepCtx context.Context, t Target, s cron.Sch
 		case <-timer.C:
 		case <-acquired:
 			timer.Stop()
+		}
+		if ctx.Err() != nil {
+			return // stopping: select may have picked a ready timer over ctx
 		}
 		if !leases.begin(t.Name) {
 			log.Debug("not sweeping: another replica holds the lease", "target", t.Name)

@@ -222,6 +222,8 @@ func (c *Config) validate(needs Needs) error {
 	}
 	if c.Stream.MaxAge < 0 {
 		add("stream.max_age: must not be negative")
+	} else if c.Stream.MaxAge > 0 && c.Stream.MaxAge < c.Stream.DuplicateWindow {
+		add("stream.max_age: %s is shorter than the duplicate window (%s): events could expire before their duplicates are recognised", c.Stream.MaxAge, c.Stream.DuplicateWindow)
 	}
 	if c.Stream.Replicas < 1 || c.Stream.Replicas > 5 {
 		add("stream.replicas: %d must be from 1 to 5", c.Stream.Replicas)
@@ -313,6 +315,11 @@ func ParseSchedule(spec string) (s cron.Schedule, err error) {
 	s, err = scheduleParser.Parse(spec)
 	if err != nil {
 		return nil, fmt.Errorf("invalid cron spec %q: %w", spec, err)
+	}
+	// robfig/cron gives up looking five years ahead: a spec such as
+	// "0 0 30 2 *" (30 February) parses but never fires.
+	if s.Next(time.Now()).IsZero() {
+		return nil, fmt.Errorf("invalid cron spec %q: it never fires", spec)
 	}
 	return s, nil
 }

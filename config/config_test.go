@@ -113,6 +113,7 @@ func TestErrorsNameTheSettingAndTheRule(t *testing.T) {
 		{"duplicate names", base, "bad-duplicate-names.yaml", all, []string{`targets[1].name: "prod" is used by another target`}},
 		{"bad duration", base, "bad-duration.yaml", all, []string{`"half an hour" is not a duration`}},
 		{"window too short", base, "bad-window.yaml", all, []string{"stream.duplicate_window: 2m0s is shorter than the 30m"}},
+		{"max age under the window", base, "bad-max-age.yaml", all, []string{"stream.max_age: 10m0s is shorter than the duplicate window"}},
 		{"bad role", base, "bad-credentials.yaml", all, []string{"targets[0].credentials.role_arn", "not a RAM role ARN"}},
 		{"missing file", base, "no-such-file.yaml", all, []string{"config file", "no-such-file.yaml"}},
 	}
@@ -151,7 +152,7 @@ func TestParseSchedule(t *testing.T) {
 			t.Errorf("ParseSchedule(%q): %v", spec, err)
 		}
 	}
-	for _, spec := range []string{"", "CRON_TZ=UTC", "@every", "* * *", "61 * * * *", "TZ="} {
+	for _, spec := range []string{"", "CRON_TZ=UTC", "@every", "* * *", "61 * * * *", "TZ=", "0 0 30 2 *"} {
 		if _, err := config.ParseSchedule(spec); err == nil {
 			t.Errorf("ParseSchedule(%q) succeeded", spec)
 		}

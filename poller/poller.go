@@ -45,7 +45,9 @@ type Config struct {
 	DescribeConcurrency int
 	// Logger defaults to discarding.
 	Logger *slog.Logger
-	// NowFunc is the clock. Defaults to time.Now.
+	// NowFunc is the clock of durations. Defaults to time.Now. Times that
+	// fence or order sweeps (the listing time, which events carry as
+	// observedAt) come from the database's clock instead.
 	NowFunc func() time.Time
 	// OnDescribeError, if set, is called for every failed enrichment, for
 	// metrics.
@@ -143,20 +145,23 @@ func (p *Poller) SweepOnce(ctx context.Context, t Target) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	started := p.cfg.NowFunc().UTC()
+	started := p.cfg.NowFunc()
 	res := Result{SweepID: sweepID}
 	log := p.log.With("target", t.Name, "sweep", sweepID)
-	if err := p.cfg.Store.StartSweep(ctx, sweepID, t.Name, started); err != nil {
+	// The listing's time comes from the database, not this process's
+	// clock: it fences out listings older than the last one applied, across
+	// replicas whose clocks may disagree.
+	listedAt, err := p.cfg.Store.StartSweep(ctx, sweepID, t.Name)
+	if err != nil {
 		return res, fmt.Errorf("sweep %s: %w", t.Name, err)
 	}
 	// record notes a sweep that wrote nothing, even when ctx was cancelled.
 	record := func(why string) error {
-		now := p.cfg.NowFunc()
-		res.Duration = now.Sub(started)
+		res.Duration = p.cfg.NowFunc().Sub(started)
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 		defer cancel()
 		return p.cfg.Store.FinishSweep(rctx, store.SweepRecord{
-			ID: sweepID, FinishedAt: now.UTC(), Pages: res.Pages, JobsListed: res.Jobs, Err: why,
+			ID: sweepID, Pages: res.Pages, JobsListed: res.Jobs, Err: why,
 		})
 	}
 	fail := func(err error) (Result, error) {
@@ -169,7 +174,7 @@ func (p *Poller) SweepOnce(ctx context.Context, t Target) (Result, error) {
 	}
 
 	for attempt := 1; ; attempt++ {
-		written, err := p.apply(ctx, t, ts, listing, started, &res, log)
+		written, err := p.apply(ctx, t, ts, listing, listedAt, &res, log)
 		switch {
 		case err == nil:
 			res.Events = written
@@ -268,7 +273,7 @@ func (p *Poller) apply(ctx context.Context, t Target, ts *targetState, listing [
 		Expect:    ts.version,
 		Snapshots: d.Snapshots,
 		Events:    events,
-		Record:    store.SweepRecord{FinishedAt: p.cfg.NowFunc().UTC(), Pages: res.Pages, JobsListed: res.Jobs},
+		Record:    store.SweepRecord{Pages: res.Pages, JobsListed: res.Jobs},
 	})
 	if err != nil {
 		return 0, err

@@ -302,28 +302,25 @@ func firstDiff(a, b []string) string {
 
 func TestStaleListingIsDiscarded(t *testing.T) {
 	t.Parallel()
-	sim, cfg := osstest.Start(t, osssim.Config{Jobs: 20, Seed: 3})
-	st := storetest.NewStore(t)
-	target := poller.Target{Name: "t", Region: sim.Region(), Client: osstest.NewClient(t, cfg)}
-	base := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
-	at := func(d time.Duration) *poller.Poller {
-		p, err := poller.New(poller.Config{Store: st, NowFunc: func() time.Time { return base.Add(d) }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	if _, err := at(time.Minute).SweepOnce(t.Context(), target); err != nil {
+	b := setup(t, osssim.Config{Jobs: 20, Seed: 3})
+	sweep(t, b)
+	// Another replica applied a listing taken later than any this sweep can
+	// take (listing times come from the database's clock).
+	if _, err := b.store.Pool().Exec(t.Context(), `UPDATE targets SET last_listed_at = now() + interval '1 hour'`); err != nil {
 		t.Fatal(err)
 	}
 	for range 10 {
-		sim.Step()
+		b.sim.Step()
 	}
-	res, err := at(0).SweepOnce(t.Context(), target) // a listing older than the applied one
+	before := count(t, b.store, `SELECT count(*) FROM job_events`)
+	res, err := b.poller.SweepOnce(t.Context(), b.target)
 	if err != nil || !res.Stale || res.Events != 0 {
 		t.Fatalf("older listing: %+v, %v; want stale and nothing written", res, err)
 	}
-	if n := count(t, st, `SELECT count(*) FROM sweeps WHERE error LIKE 'superseded%'`); n != 1 {
+	if after := count(t, b.store, `SELECT count(*) FROM job_events`); after != before {
+		t.Errorf("a stale sweep wrote %d events", after-before)
+	}
+	if n := count(t, b.store, `SELECT count(*) FROM sweeps WHERE error LIKE 'superseded%'`); n != 1 {
 		t.Errorf("%d superseded sweeps recorded, want 1", n)
 	}
 }

@@ -26,9 +26,11 @@ type Config struct {
 	// Store holds the outbox. Required.
 	Store *store.Store
 
-	// JetStream publishes the events. Required. Its async publish options do
-	// not matter: the relay bounds its own in-flight window and times out
-	// each publish itself.
+	// JetStream publishes the events. Required. Make it with NewJetStream:
+	// the relay times out each publish itself, but nats.go keeps a future it
+	// was never told to expire, and after a few thousand unanswered ones
+	// (a stream without a leader) it refuses every publish until a
+	// reconnect.
 	JetStream jetstream.JetStream
 
 	// Stream is the stream the events must land in: an acknowledgement from

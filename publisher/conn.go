@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // reconnectWait is the pause between reconnect attempts, before nats.go's
@@ -76,4 +77,16 @@ func RedactURL(natsURL string) string {
 		parts[i] = u.String()
 	}
 	return strings.Join(parts, ",")
+}
+
+// NewJetStream is the JetStream context the relay and replay need: its
+// pending async publishes expire after DefaultPublishTimeout, so that
+// publishes a stream never answered do not pile up in nats.go and block all
+// later ones.
+func NewJetStream(nc *nats.Conn) (jetstream.JetStream, error) {
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(DefaultPublishTimeout))
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return js, nil
 }

@@ -225,7 +225,10 @@ func (s *Store) publishAndMark(ctx, txCtx context.Context, tx pgx.Tx, limit int,
 		ids := a.take()
 		if len(ids) == 0 {
 			if finished {
-				return marked, pubErr, readError(readErr)
+				// A read that broke off is publish's failure, not the
+				// round's: what was acknowledged is in the stream and is
+				// committed as published.
+				return marked, errors.Join(pubErr, readError(readErr)), nil
 			}
 			continue
 		}

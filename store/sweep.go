@@ -114,19 +114,23 @@ func (s *Store) Snapshots(ctx context.Context, target string) (TargetState, []jo
 }
 
 // StartSweep records that a sweep began, so that a sweep whose process dies
-// still leaves a row (with no finished_at).
-func (s *Store) StartSweep(ctx context.Context, id, target string, startedAt time.Time) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO sweeps (id, target, started_at) VALUES ($1, $2, $3)`, id, target, startedAt)
+// still leaves a row (with no finished_at), and returns the database's
+// clock at that moment: the sweep's listing time. Every replica reads the
+// one clock, so the fence against stale listings does not depend on the
+// replicas' clocks agreeing.
+func (s *Store) StartSweep(ctx context.Context, id, target string) (time.Time, error) {
+	var started time.Time
+	err := s.pool.QueryRow(ctx, `INSERT INTO sweeps (id, target, started_at) VALUES ($1, $2, clock_timestamp()) RETURNING started_at`,
+		id, target).Scan(&started)
 	if err != nil {
-		return fmt.Errorf("record start of sweep %s: %w", id, err)
+		return time.Time{}, fmt.Errorf("record start of sweep %s: %w", id, err)
 	}
-	return nil
+	return started.UTC(), nil
 }
 
 // SweepRecord is how a sweep ended.
 type SweepRecord struct {
 	ID         string
-	FinishedAt time.Time
 	Pages      int
 	JobsListed int
 	Events     int
@@ -151,8 +155,8 @@ func finishSweep(ctx context.Context, db execer, rec SweepRecord) error {
 		errText = &rec.Err
 	}
 	tag, err := db.Exec(ctx, `
-		UPDATE sweeps SET finished_at = $2, pages = $3, jobs_listed = $4, events = $5, complete = $6, error = $7
-		WHERE id = $1`, rec.ID, rec.FinishedAt, rec.Pages, rec.JobsListed, rec.Events, rec.Complete, errText)
+		UPDATE sweeps SET finished_at = clock_timestamp(), pages = $2, jobs_listed = $3, events = $4, complete = $5, error = $6
+		WHERE id = $1`, rec.ID, rec.Pages, rec.JobsListed, rec.Events, rec.Complete, errText)
 	if err != nil {
 		return fmt.Errorf("record end of sweep %s: %w", rec.ID, err)
 	}
@@ -176,8 +180,8 @@ type Apply struct {
 	Snapshots []job.Snapshot
 	// Events are the events to append to the outbox, in order.
 	Events iter.Seq2[event.Event, error]
-	// Record is the sweep's row (ID, Pages, JobsListed, FinishedAt); Events
-	// and Complete are filled in by ApplySweep.
+	// Record is the sweep's row (Pages, JobsListed); ID, Events and
+	// Complete are filled in by ApplySweep.
 	Record SweepRecord
 }
 

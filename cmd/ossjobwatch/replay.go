@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ossjobwatch/ossjobwatch/config"
 	"github.com/ossjobwatch/ossjobwatch/publisher"
@@ -48,7 +47,7 @@ func runReplay(ctx context.Context, c cli) int {
 		return exitFailure
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
+	js, err := publisher.NewJetStream(nc)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "ossjobwatch replay: %v\n", err)
 		return exitFailure
