@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-
 	"github.com/ossjobwatch/ossjobwatch/config"
 	"github.com/ossjobwatch/ossjobwatch/publisher"
 )
