@@ -2,6 +2,7 @@ package poller_test
 
 import (
 	"context"
+	"os"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -19,7 +20,13 @@ import (
 	"github.com/ossjobwatch/ossjobwatch/store/storetest"
 )
 
-func TestMain(m *testing.M) { storetest.Main(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(simHelperEnv) != "" {
+		runSimHelper() // the benchmarks' out-of-process simulator
+		return
+	}
+	storetest.Main(m)
+}
 
 type bundle struct {
 	sim    *osssim.Simulator
