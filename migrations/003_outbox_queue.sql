@@ -54,3 +54,9 @@ ALTER TABLE job_events ALTER COLUMN payload TYPE json USING convert_from(payload
 COMMENT ON COLUMN job_events.payload IS 'The event exactly as published to NATS (and re-published by replay): CloudEvents JSON, kept byte for byte by the json type. Query it with -> and ->>, e.g. payload->''data''->>''failedDelta''.';
 
 ALTER TABLE job_events SET (fillfactor = 50);
+
+-- What the columns say, as the poller writes them: a row is written when its
+-- job changed, not on every sweep that lists it, so that a sweep writes rows
+-- in proportion to the changes rather than to the jobs.
+COMMENT ON COLUMN jobs.last_seen_at IS 'When a listing last changed this snapshot. A job that is not removed was also present in every later complete sweep of its target (sweeps.complete).';
+COMMENT ON COLUMN jobs.elapsed_active_seconds IS 'ProgressSummary''s ElapsedTimeInActiveSeconds as of the last change. It moves on every poll of an active job and is not, alone, a change, so it is not written back on its own.';
