@@ -163,7 +163,7 @@ func (a *App) ConnectNATS(ctx context.Context) (*publisher.Relay, error) {
 	}
 	if nc == nil {
 		var err error
-		if nc, err = publisher.Connect(a.cfg.NATSURL, "ossjobwatch", a.log); err != nil {
+		if nc, err = publisher.Connect(a.cfg.NATSURL, "ossjobwatch", a.log, NATSOptions(a.cfg)...); err != nil {
 			return nil, err
 		}
 		if js, err = publisher.NewJetStream(nc); err != nil {
@@ -299,4 +299,17 @@ func (a *App) sweep(ctx context.Context, t Target) (r SweepResult) {
 		}
 	}
 	return r
+}
+
+// NATSOptions are the connection options the configuration asks for: a
+// credentials file, a CA bundle for TLS.
+func NATSOptions(cfg config.Config) []nats.Option {
+	var opts []nats.Option
+	if cfg.NATSCreds != "" {
+		opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
+	}
+	if cfg.NATSCA != "" {
+		opts = append(opts, nats.RootCAs(cfg.NATSCA))
+	}
+	return opts
 }

@@ -69,6 +69,7 @@ func (o RunOptions) withDefaults() RunOptions {
 // returns when ctx is done, after a graceful stop bounded by
 // ShutdownTimeout, with the errors of the stop joined.
 func (a *App) Run(ctx context.Context, ro RunOptions) error {
+	ro.LeaseTTL = cmp.Or(ro.LeaseTTL, a.cfg.LeaseTTL)
 	ro = ro.withDefaults()
 	scheds := make([]cron.Schedule, len(a.targets))
 	for i, t := range a.targets {

@@ -37,8 +37,17 @@ const (
 
 // Config is everything ossjobwatch needs to run.
 type Config struct {
-	DatabaseURL   string
-	NATSURL       string
+	DatabaseURL string
+	NATSURL     string
+	// NATSCreds is a NATS credentials file (JWT and NKey seed), NATSCA a
+	// PEM file of CAs to verify the server's TLS certificate with. Both
+	// optional; user:password@ or a token in NATSURL also work.
+	NATSCreds string
+	NATSCA    string
+	// LeaseTTL is how long a replica's target leases outlive its last
+	// heartbeat: how soon a crashed replica's targets are taken over.
+	// Defaults to 30s.
+	LeaseTTL      time.Duration
 	SubjectPrefix string
 	Stream        Stream
 	HTTP          HTTP
@@ -148,6 +157,15 @@ func Load(getenv func(string) string, flags Flags, needs Needs) (Config, error) 
 	}
 	set(&cfg.DatabaseURL, "OSSJOBWATCH_DATABASE_URL", flags.DatabaseURL)
 	set(&cfg.NATSURL, "OSSJOBWATCH_NATS_URL", flags.NATSURL)
+	set(&cfg.NATSCreds, "OSSJOBWATCH_NATS_CREDS", "")
+	set(&cfg.NATSCA, "OSSJOBWATCH_NATS_CA", "")
+	if v := getenv("OSSJOBWATCH_LEASE_TTL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return Config{}, fmt.Errorf("OSSJOBWATCH_LEASE_TTL: %q is not a duration such as 30s", v)
+		}
+		cfg.LeaseTTL = d
+	}
 	set(&cfg.SubjectPrefix, "OSSJOBWATCH_SUBJECT_PREFIX", flags.SubjectPrefix)
 	set(&cfg.Stream.Name, "OSSJOBWATCH_STREAM", flags.Stream)
 	set(&cfg.HTTP.Listen, "OSSJOBWATCH_HTTP_LISTEN", flags.HTTPListen)
@@ -179,6 +197,7 @@ func Load(getenv func(string) string, flags Flags, needs Needs) (Config, error) 
 
 func (c *Config) applyDefaults() {
 	c.NATSURL = cmp.Or(c.NATSURL, DefaultNATSURL)
+	c.LeaseTTL = cmp.Or(c.LeaseTTL, 30*time.Second)
 	c.SubjectPrefix = cmp.Or(c.SubjectPrefix, DefaultSubjectPrefix)
 	c.Stream.Name = cmp.Or(c.Stream.Name, DefaultStream)
 	c.Stream.DuplicateWindow = cmp.Or(c.Stream.DuplicateWindow, DefaultDuplicateWindow)
@@ -207,6 +226,14 @@ func (c *Config) validate(needs Needs) error {
 	}
 	if needs.NATS && !strings.Contains(c.NATSURL, "://") {
 		add("OSSJOBWATCH_NATS_URL: %q is not a URL such as nats://127.0.0.1:4222", c.NATSURL)
+	}
+	for name, path := range map[string]string{"OSSJOBWATCH_NATS_CREDS": c.NATSCreds, "OSSJOBWATCH_NATS_CA": c.NATSCA} {
+		if _, err := os.Stat(path); needs.NATS && path != "" && err != nil {
+			add("%s: %v", name, err)
+		}
+	}
+	if c.LeaseTTL < 3*time.Second {
+		add("OSSJOBWATCH_LEASE_TTL: %s is shorter than 3s", c.LeaseTTL)
 	}
 	for _, tok := range strings.Split(c.SubjectPrefix, ".") {
 		if !namePattern.MatchString(tok) {
@@ -326,9 +353,12 @@ func ParseSchedule(spec string) (s cron.Schedule, err error) {
 
 // fileConfig is the YAML file's shape. Unknown keys are errors.
 type fileConfig struct {
-	DatabaseURL   string `yaml:"database_url"`
-	NATSURL       string `yaml:"nats_url"`
-	SubjectPrefix string `yaml:"subject_prefix"`
+	DatabaseURL   string   `yaml:"database_url"`
+	NATSURL       string   `yaml:"nats_url"`
+	NATSCreds     string   `yaml:"nats_creds"`
+	NATSCA        string   `yaml:"nats_ca"`
+	LeaseTTL      duration `yaml:"lease_ttl"`
+	SubjectPrefix string   `yaml:"subject_prefix"`
 	Stream        struct {
 		Name            string   `yaml:"name"`
 		Manage          *bool    `yaml:"manage"`
@@ -391,6 +421,9 @@ func parseFile(data []byte) (Config, error) {
 	cfg := Config{
 		DatabaseURL:   f.DatabaseURL,
 		NATSURL:       f.NATSURL,
+		NATSCreds:     f.NATSCreds,
+		NATSCA:        f.NATSCA,
+		LeaseTTL:      time.Duration(f.LeaseTTL),
 		SubjectPrefix: f.SubjectPrefix,
 		Stream: Stream{
 			Name: f.Stream.Name, Manage: f.Stream.Manage == nil || *f.Stream.Manage,

@@ -23,7 +23,7 @@ func TestLoadFile(t *testing.T) {
 	}
 	if cfg.SubjectPrefix != "acme.ossjobs" || cfg.Stream.Name != "ACME_OSSJOBS" || cfg.Stream.Manage ||
 		cfg.Stream.DuplicateWindow != time.Hour || cfg.Stream.MaxAge != 720*time.Hour || cfg.Stream.Replicas != 3 ||
-		cfg.HTTP.Listen != "127.0.0.1:9191" || cfg.Log.Format != "json" {
+		cfg.HTTP.Listen != "127.0.0.1:9191" || cfg.Log.Format != "json" || cfg.LeaseTTL != 45*time.Second {
 		t.Errorf("globals = %+v", cfg)
 	}
 	if len(cfg.Targets) != 2 {
@@ -115,6 +115,9 @@ func TestErrorsNameTheSettingAndTheRule(t *testing.T) {
 		{"window too short", base, "bad-window.yaml", all, []string{"stream.duplicate_window: 2m0s is shorter than the 30m"}},
 		{"max age under the window", base, "bad-max-age.yaml", all, []string{"stream.max_age: 10m0s is shorter than the duplicate window"}},
 		{"bad role", base, "bad-credentials.yaml", all, []string{"targets[0].credentials.role_arn", "not a RAM role ARN"}},
+		{"bad lease TTL", with("OSSJOBWATCH_REGION", "cn-hangzhou", "OSSJOBWATCH_LEASE_TTL", "soon"), "", all, []string{`OSSJOBWATCH_LEASE_TTL: "soon" is not a duration`}},
+		{"short lease TTL", with("OSSJOBWATCH_REGION", "cn-hangzhou", "OSSJOBWATCH_LEASE_TTL", "1s"), "", all, []string{"OSSJOBWATCH_LEASE_TTL: 1s is shorter than 3s"}},
+		{"missing NATS creds", with("OSSJOBWATCH_REGION", "cn-hangzhou", "OSSJOBWATCH_NATS_CREDS", "/no/such.creds"), "", all, []string{"OSSJOBWATCH_NATS_CREDS", "/no/such.creds"}},
 		{"missing file", base, "no-such-file.yaml", all, []string{"config file", "no-such-file.yaml"}},
 	}
 	for _, tt := range tests {

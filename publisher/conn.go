@@ -23,11 +23,14 @@ const reconnectWait = time.Second
 // Disconnections, reconnections and asynchronous errors are logged, with
 // credentials removed from URLs (nats.go's own ConnectedUrlRedacted hides a
 // password but not a token).
-func Connect(natsURL, name string, logger *slog.Logger) (*nats.Conn, error) {
+//
+// opts come after these defaults: credentials (nats.UserCredentials) and TLS
+// (nats.RootCAs) go there.
+func Connect(natsURL, name string, logger *slog.Logger, opts ...nats.Option) (*nats.Conn, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	nc, err := nats.Connect(natsURL,
+	nc, err := nats.Connect(natsURL, append([]nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(reconnectWait),
@@ -49,7 +52,7 @@ func Connect(natsURL, name string, logger *slog.Logger) (*nats.Conn, error) {
 			}
 			logger.Error("NATS error", "err", err)
 		}),
-	)
+	}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", RedactURL(natsURL), err)
 	}

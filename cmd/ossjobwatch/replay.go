@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ossjobwatch/ossjobwatch/app"
 	"github.com/ossjobwatch/ossjobwatch/config"
 	"github.com/ossjobwatch/ossjobwatch/publisher"
 )
@@ -40,7 +41,7 @@ func runReplay(ctx context.Context, c cli) int {
 	}
 	defer st.Close()
 	log := newLogger(c.stderr, cfg.Log)
-	nc, err := publisher.Connect(cfg.NATSURL, "ossjobwatch-replay", log)
+	nc, err := publisher.Connect(cfg.NATSURL, "ossjobwatch-replay", log, app.NATSOptions(cfg)...)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "ossjobwatch replay: %v\n", err)
 		return exitFailure

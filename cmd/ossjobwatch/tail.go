@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ossjobwatch/ossjobwatch/app"
 	"github.com/ossjobwatch/ossjobwatch/config"
 	"github.com/ossjobwatch/ossjobwatch/publisher"
 )
@@ -52,7 +53,7 @@ func runTail(ctx context.Context, c cli) int {
 	if fs.NArg() == 1 {
 		filter = fs.Arg(0)
 	}
-	nc, err := publisher.Connect(cfg.NATSURL, "ossjobwatch-tail", slog.New(slog.DiscardHandler))
+	nc, err := publisher.Connect(cfg.NATSURL, "ossjobwatch-tail", slog.New(slog.DiscardHandler), app.NATSOptions(cfg)...)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "ossjobwatch tail: %v\n", err)
 		return exitFailure
