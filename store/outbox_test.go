@@ -348,3 +348,50 @@ func TestListenOutbox(t *testing.T) {
 	for range ch { // closed once the connection is
 	}
 }
+
+// TestRelayRoundCommitsAcksWhenTheReadBreaks cuts the connection that streams
+// a round's events while they are being published: the events acknowledged
+// before the cut must still be marked, and the round must fail.
+func TestRelayRoundCommitsAcksWhenTheReadBreaks(t *testing.T) {
+	t.Parallel()
+	st := storetest.NewStore(t)
+	// Enough events that the server cannot have sent them all before the cut.
+	insertJobs(t, st, "t1", 40000, 1)
+
+	var acked []string
+	n, _, err := st.RelayRound(t.Context(), 40000, func(ctx context.Context, events iter.Seq[store.OutboxEvent], ack func(string)) error {
+		i := 0
+		for ev := range events {
+			if i < 10 {
+				ack(ev.ID)
+				acked = append(acked, ev.ID)
+			}
+			if i == 10 {
+				var killed int
+				if err := st.Pool().QueryRow(ctx, `
+					SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+					WHERE pid <> pg_backend_pid() AND query LIKE '%CROSS JOIN LATERAL%'`).Scan(&killed); err != nil {
+					return err
+				}
+				if killed != 1 {
+					t.Errorf("cut %d reading connections, want 1", killed)
+				}
+			}
+			i++
+		}
+		return nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "read outbox") {
+		t.Fatalf("RelayRound err = %v, want the broken read", err)
+	}
+	if n != 10 {
+		t.Errorf("marked %d, want the 10 acknowledged", n)
+	}
+	var marked int
+	if err := st.Pool().QueryRow(t.Context(), `SELECT count(*) FROM job_events WHERE published_at IS NOT NULL AND id = ANY($1::uuid[])`, acked).Scan(&marked); err != nil {
+		t.Fatal(err)
+	}
+	if marked != 10 {
+		t.Errorf("%d of the 10 acknowledged events are marked published", marked)
+	}
+}
