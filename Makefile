@@ -41,7 +41,8 @@ fuzz: ## Fuzz the ListJobs decoder for a minute.
 .PHONY: demo
 demo: ## Run the whole pipeline on this machine with a live view (Ctrl-C stops it).
 	@bash .ci/install-postgres.sh >/dev/null
-	$(GO) run ./cmd/ossjobwatch demo
+	@$(GO) build -o $(BIN) ./cmd/ossjobwatch
+	@./$(BIN) demo
 
 .PHONY: simulate
 simulate: ## Run the OSS simulator on 127.0.0.1:9000.
