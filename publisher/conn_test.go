@@ -64,7 +64,7 @@ func TestConnectLogsWithoutCredentials(t *testing.T) {
 	t.Cleanup(nc.Close)
 	status := nc.StatusChanged(nats.RECONNECTING, nats.CONNECTED)
 	srv.Restart(t)
-	waitStatus(t, status, nats.CONNECTED)
+	natstest.WaitStatus(t, status, nats.CONNECTED)
 	// Handlers run on nats.go's callback goroutine, after the status change.
 	waitFor(t, logs.written, "the reconnection logged", func() bool { return strings.Contains(logs.String(), "NATS reconnected") })
 

@@ -187,22 +187,6 @@ func checkStream(t *testing.T, js jetstream.JetStream, want map[string]event.Eve
 	}
 }
 
-// waitStatus waits until the connection reports status want on ch.
-func waitStatus(t *testing.T, ch <-chan nats.Status, want nats.Status) {
-	t.Helper()
-	timeout := time.After(waitTimeout)
-	for {
-		select {
-		case got := <-ch:
-			if got == want {
-				return
-			}
-		case <-timeout:
-			t.Fatalf("connection did not become %v", want)
-		}
-	}
-}
-
 // signal is a coalescing notification, for hooks.
 type signal chan struct{}
 

@@ -122,23 +122,6 @@ func (r *Relay) runOnce(ctx context.Context) (round, error) {
 	return round{published: n, locked: locked, full: n == r.cfg.BatchSize}, nil
 }
 
-// publish publishes a batch in order; onAck sees each acknowledgement.
-func (r *Relay) publish(ctx context.Context, batch []store.OutboxEvent, onAck func(store.OutboxEvent, *jetstream.PubAck)) error {
-	return r.sender.send(ctx, sliceSource(batch), onAck)
-}
-
-// sliceSource yields batch's events in order.
-func sliceSource(batch []store.OutboxEvent) func() (store.OutboxEvent, bool, error) {
-	i := 0
-	return func() (store.OutboxEvent, bool, error) {
-		if i == len(batch) {
-			return store.OutboxEvent{}, false, nil
-		}
-		i++
-		return batch[i-1], true, nil
-	}
-}
-
 // Start starts relaying in the background and returns at once. The relay
 // runs a round when a sweep's notification wakes it, every
 // Config.PollInterval in case notifications were lost, and at once again

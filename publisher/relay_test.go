@@ -100,7 +100,7 @@ func TestRelaySurvivesNATSOutage(t *testing.T) {
 	status := b.nc.StatusChanged(nats.RECONNECTING, nats.CONNECTED)
 
 	b.nats.Shutdown()
-	waitStatus(t, status, nats.RECONNECTING)
+	natstest.WaitStatus(t, status, nats.RECONNECTING)
 	if n, err := b.relay.RelayOnce(t.Context()); err == nil || n != 0 {
 		t.Fatalf("RelayOnce with NATS down = %d, %v; want 0 and an error", n, err)
 	} else {
@@ -117,7 +117,7 @@ func TestRelaySurvivesNATSOutage(t *testing.T) {
 	// reaches the stream on reconnecting, and the relay's retry of it is a
 	// duplicate.
 	b.nats.Restart(t)
-	waitStatus(t, status, nats.CONNECTED)
+	natstest.WaitStatus(t, status, nats.CONNECTED)
 	n, err := b.relay.Drain(t.Context())
 	if err != nil || n != len(want) {
 		t.Fatalf("Drain after the restart = %d, %v; want %d, nil", n, err, len(want))

@@ -117,3 +117,19 @@ func (s *Server) Restart(tb testing.TB) {
 	s.Shutdown()
 	s.start(tb)
 }
+
+// WaitStatus waits until ch, fed by nats.Conn.StatusChanged, reports want.
+func WaitStatus(tb testing.TB, ch <-chan nats.Status, want nats.Status) {
+	tb.Helper()
+	timeout := time.After(15 * time.Second)
+	for {
+		select {
+		case got := <-ch:
+			if got == want {
+				return
+			}
+		case <-timeout:
+			tb.Fatalf("natstest: connection did not become %v within 15s", want)
+		}
+	}
+}

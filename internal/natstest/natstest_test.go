@@ -2,7 +2,6 @@ package natstest_test
 
 import (
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,9 +28,9 @@ func TestRestartKeepsStreamsAndClientsReconnect(t *testing.T) {
 	status := nc.StatusChanged(nats.RECONNECTING, nats.CONNECTED)
 	url := srv.URL()
 	srv.Shutdown()
-	waitStatus(t, status, nats.RECONNECTING)
+	natstest.WaitStatus(t, status, nats.RECONNECTING)
 	srv.Restart(t)
-	waitStatus(t, status, nats.CONNECTED)
+	natstest.WaitStatus(t, status, nats.CONNECTED)
 	if srv.URL() != url {
 		t.Errorf("URL after Restart = %s, want %s", srv.URL(), url)
 	}
@@ -45,20 +44,5 @@ func TestRestartKeepsStreamsAndClientsReconnect(t *testing.T) {
 	}
 	if n := s.CachedInfo().State.Msgs; n != 2 {
 		t.Errorf("stream holds %d messages after restart, want 2", n)
-	}
-}
-
-func waitStatus(t *testing.T, ch <-chan nats.Status, want nats.Status) {
-	t.Helper()
-	timeout := time.After(10 * time.Second)
-	for {
-		select {
-		case got := <-ch:
-			if got == want {
-				return
-			}
-		case <-timeout:
-			t.Fatalf("connection did not become %v", want)
-		}
 	}
 }
