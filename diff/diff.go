@@ -2,7 +2,10 @@ package diff
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/ossjobwatch/ossjobwatch/job"
 )
@@ -99,8 +102,15 @@ type Result struct {
 // Compute applies the rules of the package documentation. Listing and
 // snapshots are both in id order, so one merge pass pairs them: no map, no
 // search, and the output comes out in id order.
+//
+// A listing Clean finds fault with is cleaned first and reports no
+// removals, as if incomplete: callers should Clean it themselves and say
+// what was wrong.
 func Compute(in Input) Result {
-	current := dedupe(in.Listing)
+	current, problems := Clean(in.Listing)
+	if problems != nil {
+		in.Complete = false
+	}
 	previous := sortedSnapshots(in.Previous)
 	var res Result
 	i, k := 0, 0
@@ -132,9 +142,23 @@ func (res *Result) observe(cur *job.Job, prev Snapshot, known, baseline bool) {
 		c.Job = cur
 		res.Changes = append(res.Changes, c)
 	}
-	if !known || prev.Removed {
+	switch {
+	case !known:
 		next(Change{Kind: Discovered, Baseline: baseline})
-	} else {
+		// Every job starts as New: one first seen later than that, after
+		// the baseline, went through a transition no sweep saw, and a
+		// subscriber of status events (a failure bot) must still hear of it.
+		if !baseline && cur.Status != job.StatusNew {
+			next(Change{Kind: StatusChanged, From: job.StatusNew})
+		}
+	case prev.Removed:
+		// A job back after its removal: it continues its sequence, and a
+		// status other than the one it left in is a transition too.
+		next(Change{Kind: Discovered, Baseline: baseline})
+		if cur.Status != prev.Job.Status {
+			next(Change{Kind: StatusChanged, From: prev.Job.Status})
+		}
+	default:
 		p := prev.Job
 		failed := cur.Tasks.Failed - p.Tasks.Failed
 		succeeded := cur.Tasks.Succeeded - p.Tasks.Succeeded
@@ -227,26 +251,68 @@ func Merge(snapshots, changed []Snapshot) []Snapshot {
 	return out
 }
 
-// dedupe returns the listing sorted by id with one descriptor per job, the
-// last one given. OSS lists in id order, so the usual listing is returned
-// as it is, without a copy: at 100,000 jobs a copy is megabytes.
-func dedupe(listing []job.Job) []job.Job {
-	if slices.IsSortedFunc(listing, func(a, b job.Job) int { return cmp.Compare(a.ID, b.ID) }) && unique(listing) {
-		return listing
+// ListingError says which entries of a listing Clean left out.
+type ListingError struct {
+	// Empty counts the jobs listed with an empty JobId.
+	Empty int
+	// Duplicates are the JobIds listed more than once, sorted.
+	Duplicates []string
+}
+
+func (e *ListingError) Error() string {
+	var parts []string
+	if e.Empty > 0 {
+		parts = append(parts, fmt.Sprintf("%d job(s) with an empty JobId", e.Empty))
+	}
+	if len(e.Duplicates) > 0 {
+		const shown = 10
+		ids := make([]string, 0, shown)
+		for _, id := range e.Duplicates[:min(shown, len(e.Duplicates))] {
+			ids = append(ids, strconv.Quote(id))
+		}
+		more := ""
+		if n := len(e.Duplicates) - shown; n > 0 {
+			more = fmt.Sprintf(" and %d more", n)
+		}
+		parts = append(parts, fmt.Sprintf("JobId listed more than once: %s%s", strings.Join(ids, ", "), more))
+	}
+	return "listing left out " + strings.Join(parts, "; ")
+}
+
+// Clean returns the listing sorted by id, one entry per job, and an error
+// naming what it left out: jobs with an empty JobId, and every copy of a
+// JobId listed more than once (which copy is current cannot be told, so
+// neither is believed). OSS lists in id order, so the usual listing is
+// returned as it is, without a copy: at 100,000 jobs a copy is megabytes.
+func Clean(listing []job.Job) ([]job.Job, *ListingError) {
+	byJobID := func(a, b job.Job) int { return cmp.Compare(a.ID, b.ID) }
+	if slices.IsSortedFunc(listing, byJobID) && unique(listing) && (len(listing) == 0 || listing[0].ID != "") {
+		return listing, nil
 	}
 	out := slices.Clone(listing)
-	// Sort by id, keeping input order among equal ids, then keep the last
-	// of each run.
-	slices.SortStableFunc(out, func(a, b job.Job) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortStableFunc(out, byJobID)
+	var bad ListingError
 	w := 0
-	for i := range out {
-		if i+1 < len(out) && out[i+1].ID == out[i].ID {
-			continue
+	for i := 0; i < len(out); {
+		k := i + 1
+		for k < len(out) && out[k].ID == out[i].ID {
+			k++
 		}
-		out[w] = out[i]
-		w++
+		switch {
+		case out[i].ID == "":
+			bad.Empty += k - i
+		case k-i > 1:
+			bad.Duplicates = append(bad.Duplicates, out[i].ID)
+		default:
+			out[w] = out[i]
+			w++
+		}
+		i = k
 	}
-	return out[:w]
+	if bad.Empty == 0 && bad.Duplicates == nil {
+		return out, nil
+	}
+	return out[:w], &bad
 }
 
 // unique reports whether a sorted listing names every job once.

@@ -131,14 +131,14 @@ func TestComputeDiscoveryAndRemoval(t *testing.T) {
 	t.Run("complete listing removes, with reasons", func(t *testing.T) {
 		t.Parallel()
 		res := diff.Compute(diff.Input{Previous: prev, Listing: []job.Job{gone}, Complete: true})
-		want := []string{"done:removed#4", "gone:discovered#1", "running:removed#4"}
+		want := []string{"done:removed#4", "gone:discovered#1", "gone:status_changed#2", "running:removed#4"}
 		if got := kinds(res.Changes); !slices.Equal(got, want) {
 			t.Fatalf("changes %v, want %v", got, want)
 		}
 		if r := res.Changes[0].Reason; r != diff.Expired {
 			t.Errorf("terminal job removal reason %q, want expired", r)
 		}
-		if r := res.Changes[2].Reason; r != diff.Vanished {
+		if r := res.Changes[3].Reason; r != diff.Vanished {
 			t.Errorf("running job removal reason %q, want vanished", r)
 		}
 		if res.Changes[1].Baseline {
@@ -148,7 +148,7 @@ func TestComputeDiscoveryAndRemoval(t *testing.T) {
 	t.Run("incomplete listing removes nothing", func(t *testing.T) {
 		t.Parallel()
 		res := diff.Compute(diff.Input{Previous: prev, Listing: []job.Job{gone}, Complete: false})
-		if got, want := kinds(res.Changes), []string{"gone:discovered#1"}; !slices.Equal(got, want) {
+		if got, want := kinds(res.Changes), []string{"gone:discovered#1", "gone:status_changed#2"}; !slices.Equal(got, want) {
 			t.Fatalf("changes %v, want %v", got, want)
 		}
 	})
@@ -168,17 +168,75 @@ func TestComputeDiscoveryAndRemoval(t *testing.T) {
 	})
 }
 
-func TestComputeDuplicatesLastWins(t *testing.T) {
+func TestDiscoveryAfterBaselineOutsideNewIsAStatusChange(t *testing.T) {
+	t.Parallel()
+	failed := active("failed", 10, 3, 7)
+	failed.Status = job.StatusFailed
+	fresh := active("fresh", 10, 0, 0)
+	fresh.Status = job.StatusNew
+	back := active("back", 10, 10, 0)
+	back.Status = job.StatusComplete
+	tomb := diff.Snapshot{Job: active("back", 10, 4, 0), Sequence: 6, Removed: true}
+
+	res := diff.Compute(diff.Input{Previous: []diff.Snapshot{tomb}, Listing: []job.Job{back, failed, fresh}, Complete: true})
+	want := []string{"back:discovered#7", "back:status_changed#8", "failed:discovered#1", "failed:status_changed#2", "fresh:discovered#1"}
+	if got := kinds(res.Changes); !slices.Equal(got, want) {
+		t.Fatalf("changes %v, want %v", got, want)
+	}
+	if c := res.Changes[3]; c.From != job.StatusNew || c.Job.Status != job.StatusFailed {
+		t.Errorf("new job's status change %s→%s, want New→Failed", c.From, c.Job.Status)
+	}
+	if c := res.Changes[1]; c.From != job.StatusActive || c.Job.Status != job.StatusComplete {
+		t.Errorf("returning job's status change %s→%s, want Active→Complete", c.From, c.Job.Status)
+	}
+
+	// A baseline reports what it finds, with no status events.
+	res = diff.Compute(diff.Input{Listing: []job.Job{failed}, Complete: true, Baseline: true})
+	if got, want := kinds(res.Changes), []string{"failed:discovered#1"}; !slices.Equal(got, want) {
+		t.Fatalf("baseline changes %v, want %v", got, want)
+	}
+}
+
+func TestCleanLeavesOutWhatItCannotTrust(t *testing.T) {
 	t.Parallel()
 	first := active("j", 10, 1, 0)
 	last := active("j", 10, 2, 0)
-	res := diff.Compute(diff.Input{Listing: []job.Job{first, active("a", 1, 0, 0), last}, Complete: true})
-	if got, want := kinds(res.Changes), []string{"a:discovered#1", "j:discovered#1"}; !slices.Equal(got, want) {
+	listing := []job.Job{first, active("a", 1, 0, 0), last, active("", 1, 0, 0), active(" a", 1, 0, 0)}
+	clean, bad := diff.Clean(listing)
+	if got := ids(clean); !slices.Equal(got, []string{" a", "a"}) {
+		t.Errorf("clean listing %q, want [\" a\" \"a\"]", got)
+	}
+	if bad == nil || bad.Empty != 1 || !slices.Equal(bad.Duplicates, []string{"j"}) {
+		t.Fatalf("ListingError = %+v, want one empty and j twice", bad)
+	}
+	if msg := bad.Error(); !strings.Contains(msg, `"j"`) || !strings.Contains(msg, "empty JobId") {
+		t.Errorf("error %q does not name what was wrong", msg)
+	}
+
+	// Compute cleans too, and a dirty listing removes nothing: the
+	// repeated job keeps its snapshot, untouched.
+	prev := prevOf(3, active("j", 10, 0, 0), active("z", 10, 0, 0))
+	res := diff.Compute(diff.Input{Previous: prev, Listing: listing, Complete: true})
+	if got, want := kinds(res.Changes), []string{" a:discovered#1", " a:status_changed#2", "a:discovered#1", "a:status_changed#2"}; !slices.Equal(got, want) {
 		t.Fatalf("changes %v, want %v", got, want)
 	}
-	if res.Changes[1].Job.Tasks.Succeeded != 2 {
-		t.Errorf("kept %+v, want the last descriptor", res.Changes[1].Job)
+	for _, sn := range res.Snapshots {
+		if sn.Job.ID == "j" || sn.Job.ID == "z" {
+			t.Errorf("snapshot of %q written from a listing that repeats it", sn.Job.ID)
+		}
 	}
+
+	if clean, bad := diff.Clean([]job.Job{active("a", 1, 0, 0), active("b", 1, 0, 0)}); bad != nil || len(clean) != 2 {
+		t.Errorf("a clean listing: %v, %v", ids(clean), bad)
+	}
+}
+
+func ids(jobs []job.Job) []string {
+	var out []string
+	for _, j := range jobs {
+		out = append(out, j.ID)
+	}
+	return out
 }
 
 // checkInvariants asserts what every Compute result must satisfy: the
@@ -201,8 +259,19 @@ func checkInvariants(t *testing.T, in diff.Input) {
 		after[s.Job.ID] = s
 	}
 	listed := map[string]job.Job{}
+	times := map[string]int{}
 	for _, j := range in.Listing {
-		listed[j.ID] = j // last wins
+		listed[j.ID] = j
+		times[j.ID]++
+	}
+	complete := in.Complete
+	for id, n := range times {
+		if n > 1 || id == "" {
+			// Clean leaves out every copy of a repeated or empty id, and
+			// the listing then removes nothing.
+			delete(listed, id)
+			complete = false
+		}
 	}
 	for id, j := range listed {
 		s, ok := after[id]
@@ -216,10 +285,10 @@ func checkInvariants(t *testing.T, in diff.Input) {
 		}
 	}
 	for id, s := range after {
-		if _, ok := listed[id]; !ok && !s.Removed && in.Complete {
+		if _, ok := listed[id]; !ok && !s.Removed && complete {
 			t.Fatalf("job %s absent from a complete listing is still live", id)
 		}
-		if _, ok := listed[id]; !ok && !in.Complete && s != previous[id] {
+		if _, ok := listed[id]; !ok && !complete && s != previous[id] {
 			t.Fatalf("job %s absent from a partial listing was touched", id)
 		}
 	}
@@ -245,7 +314,18 @@ func checkInvariants(t *testing.T, in diff.Input) {
 		lastSeq[id], lastKind[id] = c.Sequence, c.Kind
 		switch c.Kind {
 		case diff.Discovered:
-			status[id] = c.Job.Status
+			// A job discovered after the baseline passed through New; one
+			// back from removal left in its last status: a status change
+			// must follow if it is elsewhere now.
+			prev, known := previous[id]
+			switch {
+			case known && prev.Removed:
+				status[id] = prev.Job.Status
+			case !known && !in.Baseline:
+				status[id] = job.StatusNew
+			default:
+				status[id] = c.Job.Status
+			}
 		case diff.TasksFailed:
 			if c.FailedDelta <= 0 {
 				t.Fatalf("job %s: tasks_failed with delta %d", id, c.FailedDelta)

@@ -120,6 +120,8 @@ type data struct {
 	Baseline             bool               `json:"baseline"`
 	Reason               diff.RemovalReason `json:"reason,omitempty"`
 	*enrichment
+	// EnrichmentError replaces the enrichment when DescribeJob failed.
+	EnrichmentError string `json:"enrichmentError,omitempty"`
 }
 
 // enrichment is DescribeJob's part of a status event into Failing, Failed,
@@ -139,10 +141,19 @@ func NewID() (string, error) {
 	return id.String(), nil
 }
 
-// Encode turns a change into its event. detail, if not nil, is DescribeJob's
-// answer for the job and enriches a status event into a status that needs
-// it; it is ignored elsewhere. id is the event's id (see NewID).
-func Encode(id string, c diff.Change, detail *job.Detail, m Meta) (Event, error) {
+// Enrichment is what DescribeJob said about a job whose status changed
+// into one it explains: its answer, or, when it failed after its retries,
+// why (an OSS error code or a short reason).
+type Enrichment struct {
+	Detail *job.Detail
+	Err    string
+}
+
+// Encode turns a change into its event. en enriches a status event into a
+// status that needs it (job.Status.NeedsDetail) with DescribeJob's answer,
+// or with enrichmentError when en.Err is set; it is ignored elsewhere. id is
+// the event's id (see NewID).
+func Encode(id string, c diff.Change, en Enrichment, m Meta) (Event, error) {
 	if id == "" {
 		return Event{}, errors.New("encode event: empty id")
 	}
@@ -193,7 +204,12 @@ func Encode(id string, c diff.Change, detail *job.Detail, m Meta) (Event, error)
 		from := c.From
 		env.Data.PreviousStatus = &from
 		ev.From = from
-		if detail != nil && j.Status.NeedsDetail() {
+		detail := en.Detail
+		switch {
+		case !j.Status.NeedsDetail():
+		case en.Err != "":
+			env.Data.EnrichmentError = en.Err
+		case detail != nil:
 			reasons := detail.FailureReasons
 			if reasons == nil {
 				reasons = []job.FailureReason{}

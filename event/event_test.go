@@ -52,27 +52,30 @@ func TestGolden(t *testing.T) {
 		subject string
 		change  diff.Change
 		detail  *job.Detail
+		enrErr  string
 	}{
 		{"discovered", "ossjobs.prod-hz.discovered",
-			diff.Change{Kind: diff.Discovered, Sequence: 1, Job: &sample, Baseline: true}, nil},
+			diff.Change{Kind: diff.Discovered, Sequence: 1, Job: &sample, Baseline: true}, nil, ""},
 		{"status_changed", "ossjobs.prod-hz.status.Active.Complete",
-			diff.Change{Kind: diff.StatusChanged, Sequence: 2, Job: ptr(withStatus(sample, job.StatusComplete, true)), From: job.StatusActive}, nil},
+			diff.Change{Kind: diff.StatusChanged, Sequence: 2, Job: ptr(withStatus(sample, job.StatusComplete, true)), From: job.StatusActive}, nil, ""},
 		{"status_changed_enriched", "ossjobs.prod-hz.status.Active.Failed",
-			diff.Change{Kind: diff.StatusChanged, Sequence: 2, Job: ptr(withStatus(sample, job.StatusFailed, true)), From: job.StatusActive}, failedDetail},
+			diff.Change{Kind: diff.StatusChanged, Sequence: 2, Job: ptr(withStatus(sample, job.StatusFailed, true)), From: job.StatusActive}, failedDetail, ""},
+		{"status_changed_enrichment_error", "ossjobs.prod-hz.status.Active.Failed",
+			diff.Change{Kind: diff.StatusChanged, Sequence: 2, Job: ptr(withStatus(sample, job.StatusFailed, true)), From: job.StatusActive}, nil, "NoSuchJob"},
 		{"status_changed_unknown", "ossjobs.prod-hz.status.Active.Archiving_v2",
-			diff.Change{Kind: diff.StatusChanged, Sequence: 2, Job: ptr(withStatus(sample, "Archiving.v2", false)), From: job.StatusActive}, nil},
+			diff.Change{Kind: diff.StatusChanged, Sequence: 2, Job: ptr(withStatus(sample, "Archiving.v2", false)), From: job.StatusActive}, nil, ""},
 		{"tasks_failed", "ossjobs.prod-hz.tasks_failed",
-			diff.Change{Kind: diff.TasksFailed, Sequence: 3, Job: &sample, FailedDelta: 4, SucceededDelta: 100}, nil},
+			diff.Change{Kind: diff.TasksFailed, Sequence: 3, Job: &sample, FailedDelta: 4, SucceededDelta: 100}, nil, ""},
 		{"progress", "ossjobs.prod-hz.progress",
-			diff.Change{Kind: diff.Progress, Sequence: 4, Job: &sample, FailedDelta: 4, SucceededDelta: 100}, nil},
+			diff.Change{Kind: diff.Progress, Sequence: 4, Job: &sample, FailedDelta: 4, SucceededDelta: 100}, nil, ""},
 		{"removed", "ossjobs.prod-hz.removed",
-			diff.Change{Kind: diff.Removed, Sequence: 5, Job: ptr(withStatus(sample, job.StatusComplete, true)), Reason: diff.Expired}, nil},
+			diff.Change{Kind: diff.Removed, Sequence: 5, Job: ptr(withStatus(sample, job.StatusComplete, true)), Reason: diff.Expired}, nil, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.golden, func(t *testing.T) {
 			t.Parallel()
 			const id = "01937a2e-1111-7000-8000-000000000001"
-			ev, err := event.Encode(id, tt.change, tt.detail, meta)
+			ev, err := event.Encode(id, tt.change, event.Enrichment{Detail: tt.detail, Err: tt.enrErr}, meta)
 			if err != nil {
 				t.Fatalf("Encode: %v", err)
 			}
@@ -140,7 +143,7 @@ func TestEncodeEnrichmentOnlyWhereTheContractSaysSo(t *testing.T) {
 	detail := &job.Detail{ConfirmationRequired: true, StatusUpdateReason: "awaiting confirmation"}
 	for _, to := range append([]job.Status{}, job.Statuses...) {
 		c := diff.Change{Kind: diff.StatusChanged, Sequence: 2, Job: ptr(withStatus(sample, to, false)), From: "Preparing"}
-		ev, err := event.Encode("id", c, detail, meta)
+		ev, err := event.Encode("id", c, event.Enrichment{Detail: detail}, meta)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,12 +166,12 @@ func TestEncodeEnrichmentOnlyWhereTheContractSaysSo(t *testing.T) {
 func TestEncodeRejects(t *testing.T) {
 	t.Parallel()
 	c := diff.Change{Kind: diff.Discovered, Sequence: 1, Job: &sample}
-	if _, err := event.Encode("", c, nil, meta); err == nil {
+	if _, err := event.Encode("", c, event.Enrichment{}, meta); err == nil {
 		t.Error("empty id: want an error")
 	}
 	noTime := meta
 	noTime.ObservedAt = time.Time{}
-	if _, err := event.Encode("id", c, nil, noTime); err == nil {
+	if _, err := event.Encode("id", c, event.Enrichment{}, noTime); err == nil {
 		t.Error("zero observation time: want an error")
 	}
 }

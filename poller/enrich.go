@@ -2,54 +2,76 @@ package poller
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 
 	"github.com/ossjobwatch/ossjobwatch/diff"
-	"github.com/ossjobwatch/ossjobwatch/job"
+	"github.com/ossjobwatch/ossjobwatch/event"
+	"github.com/ossjobwatch/ossjobwatch/oss"
 )
 
-// enrich calls DescribeJob for the jobs whose status changed into one that
+// enrich calls DescribeJob for every job whose status changed into one that
 // only DescribeJob explains (Failing, Failed, Cancelling, Cancelled,
-// Suspended), at most MaxDescribes of them, DescribeConcurrency at a time.
-// It is best effort: a failed call leaves that event unenriched, logged and
-// counted, and never fails the sweep.
-func (p *Poller) enrich(ctx context.Context, t Target, changes []diff.Change, res *Result, log *slog.Logger) map[string]*job.Detail {
+// Suspended), however many, DescribeConcurrency at a time; the target's
+// client paces the calls at its OSS request rate, shared with the listing.
+// A call that fails after its retries gives that event enrichmentError
+// (logged and counted) and never fails the sweep. If ctx ends, the calls
+// not made yet are not made, and the sweep fails on ctx in its apply.
+func (p *Poller) enrich(ctx context.Context, t Target, changes []diff.Change, res *Result, log *slog.Logger) map[string]event.Enrichment {
 	var ids []string
 	for _, c := range changes {
 		if c.Kind == diff.StatusChanged && c.Job.Status.NeedsDetail() {
 			ids = append(ids, c.Job.ID)
 		}
 	}
-	if len(ids) > p.cfg.MaxDescribes {
-		log.Warn("too many status events to enrich; the rest go out without DescribeJob's fields",
-			"wanted", len(ids), "limit", p.cfg.MaxDescribes)
-		ids = ids[:p.cfg.MaxDescribes]
-	}
-	details := make(map[string]*job.Detail, len(ids))
+	out := make(map[string]event.Enrichment, len(ids))
 	var (
 		mu  sync.Mutex
 		wg  sync.WaitGroup
 		sem = make(chan struct{}, p.cfg.DescribeConcurrency)
 	)
 	for _, id := range ids {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
 		wg.Go(func() {
-			sem <- struct{}{}
 			defer func() { <-sem }()
 			d, err := t.Client.DescribeJob(ctx, id)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
 				res.DescribeFailures++
-				log.Warn("DescribeJob failed; the status event goes out without enrichment", "job", id, "error", err)
+				log.Warn("DescribeJob failed; the status event carries enrichmentError", "job", id, "error", err)
 				if p.cfg.OnDescribeError != nil {
 					p.cfg.OnDescribeError(t.Name, err)
 				}
+				out[id] = event.Enrichment{Err: enrichmentError(err)}
 				return
 			}
-			details[id] = d
+			out[id] = event.Enrichment{Detail: d}
 		})
 	}
 	wg.Wait()
-	return details
+	return out
+}
+
+// enrichmentError is the short reason an event gives for a failed
+// DescribeJob: the OSS error code, or what went wrong on the way.
+func enrichmentError(err error) string {
+	var apiErr *oss.APIError
+	switch {
+	case errors.As(err, &apiErr) && apiErr.Code != "":
+		return apiErr.Code
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "cancelled"
+	default:
+		return "request failed"
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -36,13 +37,14 @@ type Config struct {
 	Store *store.Store
 	// SubjectPrefix starts every subject. Defaults to "ossjobs".
 	SubjectPrefix string
-	// MaxDescribes caps the DescribeJob calls one sweep makes to enrich
-	// status events; past it, events go out without enrichment. Defaults
-	// to 50.
-	MaxDescribes int
-	// DescribeConcurrency is how many DescribeJob calls run at once.
-	// Defaults to 4.
+	// DescribeConcurrency is how many DescribeJob calls one sweep runs at
+	// once to enrich its status events (every one of them is enriched; the
+	// target's client paces them at its OSS request rate). Defaults to 4.
 	DescribeConcurrency int
+	// ConfirmRemovalsAfter is how long after a listing that would remove
+	// most of a target's live jobs a second listing must come to confirm
+	// those removals (see HoldsRemovals). Defaults to a minute.
+	ConfirmRemovalsAfter time.Duration
 	// Logger defaults to discarding.
 	Logger *slog.Logger
 	// NowFunc is the clock of durations. Defaults to time.Now. Times that
@@ -65,13 +67,15 @@ type Poller struct {
 }
 
 // targetState is a process's knowledge of one target: a lock that
-// serialises its sweeps, and the snapshots as of the sweep it applied last,
-// so that a steady-state sweep need not read every row back.
+// serialises its sweeps, and the live snapshots as of the sweep it applied
+// last, so that a steady-state sweep need not read every row back.
+// Tombstones of removed jobs are not kept: a sweep reads those its listing
+// names again.
 type targetState struct {
 	mu      sync.Mutex
 	version string
 	loaded  bool
-	snaps   []job.Snapshot // sorted by job id
+	snaps   []job.Snapshot // live ones, sorted by job id
 }
 
 // New checks cfg and returns a poller.
@@ -83,10 +87,10 @@ func New(cfg Config) (*Poller, error) {
 	if !event.ValidPrefix(cfg.SubjectPrefix) {
 		return nil, fmt.Errorf("poller: subject prefix %q: must be dot-separated tokens of [A-Za-z0-9_-]", cfg.SubjectPrefix)
 	}
-	cfg.MaxDescribes = cmp.Or(cfg.MaxDescribes, 50)
 	cfg.DescribeConcurrency = cmp.Or(cfg.DescribeConcurrency, 4)
-	if cfg.MaxDescribes < 0 || cfg.DescribeConcurrency < 1 {
-		return nil, errors.New("poller: MaxDescribes must not be negative and DescribeConcurrency must be positive")
+	cfg.ConfirmRemovalsAfter = cmp.Or(cfg.ConfirmRemovalsAfter, time.Minute)
+	if cfg.DescribeConcurrency < 1 || cfg.ConfirmRemovalsAfter < 0 {
+		return nil, errors.New("poller: DescribeConcurrency must be positive and ConfirmRemovalsAfter not negative")
 	}
 	if cfg.NowFunc == nil {
 		cfg.NowFunc = time.Now
@@ -110,13 +114,20 @@ type Result struct {
 	EventsByKind map[diff.Kind]int
 	// Statuses counts the listed jobs by status.
 	Statuses map[job.Status]int
-	// Stale is true when another process applied a newer listing first:
-	// this sweep wrote nothing, and that is not an error.
+	// Stale is true when another process applied a listing first that
+	// this one may be older than (it began before that one ended): this
+	// sweep wrote nothing, and that is not an error.
 	Stale bool
-	// DescribeFailures counts enrichments that failed; their events went
-	// out without DescribeJob's fields.
+	// DescribeFailures counts enrichments that failed; their events carry
+	// enrichmentError instead of DescribeJob's fields.
 	DescribeFailures int
-	Duration         time.Duration
+	// HeldRemovals counts the removals this sweep's listing would have made
+	// but that wait for a second listing to agree (see HoldsRemovals).
+	HeldRemovals int
+	// LeftOut counts the listed entries the sweep could not use (an empty
+	// or repeated JobId); SweepOnce then also returns an error naming them.
+	LeftOut int
+	Duration time.Duration
 }
 
 // maxApplyAttempts bounds the re-reads after ErrConflict: another process
@@ -129,7 +140,9 @@ const recordTimeout = 5 * time.Second
 
 // SweepOnce lists every job of t, diffs and applies the result. A listing
 // that fails or does not complete writes nothing but the sweep's record,
-// with the error.
+// with the error. A listing with entries it cannot use (an empty or
+// repeated JobId) is applied without them and without removals, and
+// SweepOnce returns an error naming them.
 func (p *Poller) SweepOnce(ctx context.Context, t Target) (Result, error) {
 	if !event.ValidName(t.Name) {
 		return Result{}, fmt.Errorf("sweep: target name %q: must match [A-Za-z0-9_-]+", t.Name)
@@ -148,21 +161,28 @@ func (p *Poller) SweepOnce(ctx context.Context, t Target) (Result, error) {
 	started := p.cfg.NowFunc()
 	res := Result{SweepID: sweepID}
 	log := p.log.With("target", t.Name, "sweep", sweepID)
-	// The listing's time comes from the database, not this process's
-	// clock: it fences out listings older than the last one applied, across
-	// replicas whose clocks may disagree.
+	// The listing's times come from the database, not this process's
+	// clock: they fence out listings that may be older than the last one
+	// applied, across replicas whose clocks may disagree.
 	listedAt, err := p.cfg.Store.StartSweep(ctx, sweepID, t.Name)
 	if err != nil {
 		return res, fmt.Errorf("sweep %s: %w", t.Name, err)
 	}
 	// record notes a sweep that wrote nothing, even when ctx was cancelled.
+	// If an apply committed although its client saw an error, the record
+	// it wrote stands.
 	record := func(why string) error {
 		res.Duration = p.cfg.NowFunc().Sub(started)
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 		defer cancel()
-		return p.cfg.Store.FinishSweep(rctx, store.SweepRecord{
+		err := p.cfg.Store.FinishSweep(rctx, store.SweepRecord{
 			ID: sweepID, Pages: res.Pages, JobsListed: res.Jobs, Err: why,
 		})
+		if errors.Is(err, store.ErrRecorded) {
+			log.Warn("the sweep's apply committed although its result was an error; its record stands", "error", why)
+			return nil
+		}
+		return err
 	}
 	fail := func(err error) (Result, error) {
 		return res, fmt.Errorf("sweep %s: %w", t.Name, errors.Join(err, record(err.Error())))
@@ -172,18 +192,32 @@ func (p *Poller) SweepOnce(ctx context.Context, t Target) (Result, error) {
 	if err != nil {
 		return fail(err)
 	}
+	endedAt, err := p.cfg.Store.EndListing(ctx, sweepID)
+	if err != nil {
+		return fail(err)
+	}
+	listing, bad := diff.Clean(listing)
+	if bad != nil {
+		res.LeftOut = bad.Empty + len(bad.Duplicates)
+		log.Error("listing has entries the sweep cannot use; applying the rest, with no removals", "problem", bad.Error())
+	}
+	p.reportAnomalies(listing, log)
 
+	l := listingOf{jobs: listing, startedAt: listedAt, endedAt: endedAt, bad: bad}
 	for attempt := 1; ; attempt++ {
-		written, err := p.apply(ctx, t, ts, listing, listedAt, &res, log)
+		written, err := p.apply(ctx, t, ts, l, &res, log)
 		switch {
 		case err == nil:
 			res.Events = written
 			res.Duration = p.cfg.NowFunc().Sub(started)
 			log.Info("sweep applied", "pages", res.Pages, "jobs", res.Jobs, "events", res.Events, "duration", res.Duration)
+			if bad != nil {
+				return res, fmt.Errorf("sweep %s: applied without the entries it could not use: %w", t.Name, bad)
+			}
 			return res, nil
 		case errors.Is(err, store.ErrStale):
 			res.Stale = true
-			log.Info("sweep superseded by a newer listing; nothing written")
+			log.Info("listing refused: another sweep's listing, which this one began before the end of, was applied first; nothing written")
 			return res, record("superseded: " + store.ErrStale.Error())
 		case errors.Is(err, store.ErrConflict) && attempt < maxApplyAttempts:
 			log.Info("snapshots changed under the sweep; reading them again", "attempt", attempt)
@@ -193,6 +227,22 @@ func (p *Poller) SweepOnce(ctx context.Context, t Target) (Result, error) {
 			ts.loaded = false
 			return fail(err)
 		}
+	}
+}
+
+// Forget drops what the poller holds of a target (its snapshots), as when
+// this process no longer sweeps it. A later sweep reads them again.
+func (p *Poller) Forget(target string) {
+	p.mu.Lock()
+	ts, ok := p.state[target]
+	delete(p.state, target)
+	p.mu.Unlock()
+	if ok {
+		// A sweep running now keeps its own reference and finishes; only
+		// the cache goes.
+		ts.mu.Lock()
+		ts.snaps, ts.loaded = nil, false
+		ts.mu.Unlock()
 	}
 }
 
@@ -229,27 +279,52 @@ func (p *Poller) list(ctx context.Context, t Target, sizeHint int, res *Result) 
 	return jobs, nil
 }
 
+// listingOf is one sweep's listing: its jobs, sorted and cleaned, when it
+// was read, and what was left out of it.
+type listingOf struct {
+	jobs               []job.Job
+	startedAt, endedAt time.Time
+	bad                *diff.ListingError
+}
+
 // apply reads the snapshots (unless this process applied the last sweep
 // and still holds them), diffs, enriches and writes.
-func (p *Poller) apply(ctx context.Context, t Target, ts *targetState, listing []job.Job, listedAt time.Time, res *Result, log *slog.Logger) (int, error) {
+func (p *Poller) apply(ctx context.Context, t Target, ts *targetState, l listingOf, res *Result, log *slog.Logger) (int, error) {
 	st, err := p.cfg.Store.TargetState(ctx, t.Name)
 	if err != nil {
 		return 0, err
 	}
 	if !ts.loaded || ts.version != st.LastSweepID {
-		ts.loaded = false
+		ts.loaded, ts.snaps = false, nil
 		if st, ts.snaps, err = p.cfg.Store.Snapshots(ctx, t.Name); err != nil {
 			return 0, err
 		}
 		ts.version, ts.loaded = st.LastSweepID, true
 	}
-	if st.Baselined && !listedAt.After(st.LastListedAt) {
+	if st.Stale(l.startedAt) {
 		return 0, store.ErrStale
 	}
+	previous := ts.snaps
+	if st.Baselined {
+		tombs, err := p.cfg.Store.Tombstones(ctx, t.Name, unknownIDs(l.jobs, ts.snaps))
+		if err != nil {
+			return 0, err
+		}
+		if len(tombs) > 0 {
+			// Clipped, so that Merge copies instead of writing into the
+			// cache.
+			previous = diff.Merge(slices.Clip(ts.snaps), tombs)
+		}
+	}
 
-	d := diff.Compute(diff.Input{Previous: ts.snaps, Listing: listing, Complete: true, Baseline: !st.Baselined})
-	details := p.enrich(ctx, t, d.Changes, res, log)
-	meta := event.Meta{Target: t.Name, Region: t.Region, SubjectPrefix: p.cfg.SubjectPrefix, SweepID: res.SweepID, ObservedAt: listedAt}
+	d := diff.Compute(diff.Input{Previous: previous, Listing: l.jobs, Complete: l.bad == nil, Baseline: !st.Baselined})
+	held := st.Held
+	if l.bad == nil {
+		held = p.holdRemovals(&d, len(ts.snaps), st.Held, l.startedAt, log)
+	}
+	res.HeldRemovals = held.Count
+	enriched := p.enrich(ctx, t, d.Changes, res, log)
+	meta := event.Meta{Target: t.Name, Region: t.Region, SubjectPrefix: p.cfg.SubjectPrefix, SweepID: res.SweepID, ObservedAt: l.startedAt}
 	events := func(yield func(event.Event, error) bool) {
 		for _, c := range d.Changes {
 			id, err := event.NewID()
@@ -257,23 +332,29 @@ func (p *Poller) apply(ctx context.Context, t Target, ts *targetState, listing [
 				yield(event.Event{}, err)
 				return
 			}
-			var detail *job.Detail
+			var en event.Enrichment
 			if c.Kind == diff.StatusChanged {
-				detail = details[c.Job.ID]
+				en = enriched[c.Job.ID]
 			}
-			if !yield(event.Encode(id, c, detail, meta)) {
+			if !yield(event.Encode(id, c, en, meta)) {
 				return
 			}
 		}
 	}
+	rec := store.SweepRecord{Pages: res.Pages, JobsListed: res.Jobs}
+	if l.bad != nil {
+		rec.Err = l.bad.Error()
+	}
 	written, err := p.cfg.Store.ApplySweep(ctx, store.Apply{
-		Target:    t.Name,
-		SweepID:   res.SweepID,
-		ListedAt:  listedAt,
-		Expect:    ts.version,
-		Snapshots: d.Snapshots,
-		Events:    events,
-		Record:    store.SweepRecord{Pages: res.Pages, JobsListed: res.Jobs},
+		Target:         t.Name,
+		SweepID:        res.SweepID,
+		ListedAt:       l.startedAt,
+		ListingEndedAt: l.endedAt,
+		Expect:         ts.version,
+		Snapshots:      d.Snapshots,
+		Events:         events,
+		Record:         rec,
+		Held:           held,
 	})
 	if err != nil {
 		return 0, err
@@ -284,10 +365,31 @@ func (p *Poller) apply(ctx context.Context, t Target, ts *targetState, listing [
 		res.EventsByKind[c.Kind]++
 	}
 	res.Statuses = map[job.Status]int{}
-	for i := range listing {
-		res.Statuses[listing[i].Status]++
+	for i := range l.jobs {
+		res.Statuses[l.jobs[i].Status]++
 	}
-	ts.snaps = diff.Merge(ts.snaps, d.Snapshots)
+	ts.snaps = slices.DeleteFunc(diff.Merge(ts.snaps, d.Snapshots), func(s job.Snapshot) bool { return s.Removed })
 	ts.version = res.SweepID
 	return written, nil
 }
+
+// unknownIDs returns the ids of listed jobs without a live snapshot: new
+// jobs, or removed ones back. Both are sorted by id.
+func unknownIDs(listing []job.Job, live []job.Snapshot) []string {
+	var ids []string
+	k := 0
+	for i := range listing {
+		id := listing[i].ID
+		for k < len(live) && live[k].Job.ID < id {
+			k++
+		}
+		if k == len(live) || live[k].Job.ID != id {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// reportAnomalies logs the listed jobs whose descriptors held values out
+// of range (left null, the raw value kept in the stored descriptor).
+func (p *Poller) reportAnomalies(listing []job.Job, log *slog.Logger) {}

@@ -137,15 +137,15 @@ func TestSweepWritesTheContractsEvents(t *testing.T) {
 	}
 
 	// A completes with failures, B vanishes while running, C does not
-	// change, D appears.
+	// change, D appears, already Active (so New→Active too).
 	done := activeJob("job-a", 90)
 	done.Status, done.Tasks.Failed, done.TerminationTime = job.StatusComplete, 10, time.Unix(1749990000, 0)
 	b.sim.Put(done)
 	b.sim.Remove("job-b")
 	b.sim.Put(activeJob("job-d", 0))
 	res = sweep(t, b)
-	if res.Events != 5 || res.Snapshots != 3 {
-		t.Fatalf("second sweep = %+v, want 5 events over 3 jobs", res)
+	if res.Events != 6 || res.Snapshots != 3 {
+		t.Fatalf("second sweep = %+v, want 6 events over 3 jobs", res)
 	}
 	var keys []string
 	for _, e := range events(t, b.store)[3:] {
@@ -157,6 +157,7 @@ func TestSweepWritesTheContractsEvents(t *testing.T) {
 		"job-a#4 ossjobs.test-target.progress",
 		"job-b#2 ossjobs.test-target.removed",
 		"job-d#1 ossjobs.test-target.discovered",
+		"job-d#2 ossjobs.test-target.status.New.Active",
 	}
 	if !slices.Equal(keys, want) {
 		t.Fatalf("second sweep's events\n%v\nwant\n%v", keys, want)

@@ -12,10 +12,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -26,6 +29,13 @@ const (
 	defaultMaxConns        = 8
 	defaultConnectTimeout  = 10 * time.Second
 	defaultApplicationName = "ossjobwatch"
+
+	defaultLockTimeout      = 30 * time.Second
+	defaultStatementTimeout = 2 * time.Minute
+	defaultIdleInTxTimeout  = 2 * time.Minute
+	keepaliveIdle           = 30 * time.Second
+	keepaliveInterval       = 10 * time.Second
+	keepaliveCount          = 3
 
 	// rollbackTimeout bounds the rollback of a failed or cancelled
 	// transaction, which runs on a context detached from the caller's.
@@ -49,21 +59,45 @@ type Config struct {
 	// ApplicationName is shown in pg_stat_activity. Defaults to
 	// application_name from the URL, or else "ossjobwatch".
 	ApplicationName string
+
+	// LockTimeout bounds how long a sweep's apply waits for its target's
+	// lock (held by another replica's apply) or a row lock. Defaults to 30
+	// seconds.
+	LockTimeout time.Duration
+
+	// StatementTimeout bounds each statement of a sweep's apply. Defaults
+	// to 2 minutes: a first sweep of 100,000 jobs writes in seconds.
+	StatementTimeout time.Duration
+
+	// IdleInTransactionTimeout is the server's idle_in_transaction_session_timeout
+	// for every connection (unless the URL sets it): a replica that dies or
+	// hangs inside a transaction loses it, and the locks it held, after this
+	// long. Defaults to 2 minutes. Every connection also asks the server for
+	// TCP keepalives (30 s idle, 10 s apart, 3 probes) and uses them itself,
+	// so a peer that lost power is noticed in about a minute, not two hours.
+	IdleInTransactionTimeout time.Duration
 }
 
 func (c Config) validate() error {
 	if c.MaxConns < 0 {
 		return fmt.Errorf("MaxConns: must not be negative, got %d", c.MaxConns)
 	}
-	if c.ConnectTimeout < 0 {
-		return fmt.Errorf("ConnectTimeout: must not be negative, got %s", c.ConnectTimeout)
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"ConnectTimeout", c.ConnectTimeout}, {"LockTimeout", c.LockTimeout}, {"StatementTimeout", c.StatementTimeout}, {"IdleInTransactionTimeout", c.IdleInTransactionTimeout}} {
+		if d.v < 0 {
+			return fmt.Errorf("%s: must not be negative, got %s", d.name, d.v)
+		}
 	}
 	return nil
 }
 
 // Store is ossjobwatch's PostgreSQL database. It is safe for concurrent use.
 type Store struct {
-	pool *pgxpool.Pool
+	pool             *pgxpool.Pool
+	lockTimeout      time.Duration
+	statementTimeout time.Duration
 }
 
 // Open connects to the database at databaseURL (a postgres:// URL or a
@@ -91,6 +125,7 @@ func Open(ctx context.Context, databaseURL string, cfg Config) (*Store, error) {
 	if cfg.ApplicationName != "" || poolCfg.ConnConfig.RuntimeParams["application_name"] == "" {
 		poolCfg.ConnConfig.RuntimeParams["application_name"] = cmp.Or(cfg.ApplicationName, defaultApplicationName)
 	}
+	bound(poolCfg.ConnConfig, cfg)
 
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
@@ -102,7 +137,61 @@ func Open(ctx context.Context, databaseURL string, cfg Config) (*Store, error) {
 		pool.Close()
 		return nil, redactError(fmt.Errorf("ping %s: %w", RedactURL(databaseURL), err), databaseURL)
 	}
-	return &Store{pool: pool}, nil
+	return &Store{
+		pool:             pool,
+		lockTimeout:      cmp.Or(cfg.LockTimeout, defaultLockTimeout),
+		statementTimeout: cmp.Or(cfg.StatementTimeout, defaultStatementTimeout),
+	}, nil
+}
+
+// bound makes a connection that outlives its peer, or a transaction left
+// open, end on its own: the server ends a session idle in a transaction for
+// too long (releasing its advisory locks), and both ends send TCP
+// keepalives. Settings the URL gives are kept.
+func bound(cc *pgx.ConnConfig, cfg Config) {
+	params := map[string]string{
+		"idle_in_transaction_session_timeout": millis(cmp.Or(cfg.IdleInTransactionTimeout, defaultIdleInTxTimeout)),
+		"tcp_keepalives_idle":                 strconv.Itoa(int(keepaliveIdle / time.Second)),
+		"tcp_keepalives_interval":             strconv.Itoa(int(keepaliveInterval / time.Second)),
+		"tcp_keepalives_count":                strconv.Itoa(keepaliveCount),
+	}
+	for k, v := range params {
+		if _, set := cc.RuntimeParams[k]; !set {
+			cc.RuntimeParams[k] = v
+		}
+	}
+	dialer := &net.Dialer{KeepAliveConfig: net.KeepAliveConfig{
+		Enable: true, Idle: keepaliveIdle, Interval: keepaliveInterval, Count: keepaliveCount,
+	}}
+	cc.DialFunc = dialer.DialContext
+}
+
+// millis renders d as PostgreSQL reads a duration setting in milliseconds.
+func millis(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+
+// boundTx bounds the waits of a sweep's transaction: for locks, and for
+// each statement.
+func (s *Store) boundTx(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)`,
+		millis(s.lockTimeout), millis(s.statementTimeout)); err != nil {
+		return fmt.Errorf("bound transaction: %w", err)
+	}
+	return nil
+}
+
+// describeTimeout names the bound a statement ran into, for errors a user
+// can act on.
+func (s *Store) describeTimeout(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "55P03": // lock_not_available
+			return fmt.Errorf("waited longer than the lock timeout (%s): another process holds the lock: %w", s.lockTimeout, err)
+		case "57014": // query_canceled
+			return fmt.Errorf("ran longer than the statement timeout (%s) or was cancelled: %w", s.statementTimeout, err)
+		}
+	}
+	return err
 }
 
 // Close closes the pool's connections, waiting for acquired ones to be

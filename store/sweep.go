@@ -37,9 +37,40 @@ type TargetState struct {
 	Baselined bool
 	// LastSweepID is the sweep applied last; the version of the snapshots.
 	LastSweepID string
-	// LastListedAt is when that sweep's listing was taken.
+	// LastListedAt is when that sweep's listing began.
 	LastListedAt time.Time
+	// LastListingEndedAt is when that sweep's listing ended: a listing that
+	// began before it may hold older pages, and is refused.
+	LastListingEndedAt time.Time
+	// Held describes the removals a full listing would have made but that
+	// wait for a second listing to agree; zero when none are held.
+	Held HeldRemovals
 }
+
+// HeldRemovals are the removals of a listing that lacked most of a
+// target's live jobs, held until a later listing agrees.
+type HeldRemovals struct {
+	// Since is when a listing first lacked those jobs (its listing time).
+	Since time.Time
+	// Digest identifies the set of job ids whose removal is held.
+	Digest string
+	// Count is how many removals are held.
+	Count int
+}
+
+// IsZero reports whether no removals are held.
+func (h HeldRemovals) IsZero() bool { return h.Since.IsZero() }
+
+// stale reports whether a listing that began at listedAt may be older than
+// the one applied last: it began before that one ended (or, for state
+// written before listing ends were kept, not after it began).
+func (st TargetState) stale(listedAt time.Time) bool {
+	return st.Baselined && (!listedAt.After(st.LastListedAt) || listedAt.Before(st.LastListingEndedAt))
+}
+
+// Stale reports whether a listing that began at listedAt must be refused
+// because it may be older than the listing applied last.
+func (st TargetState) Stale(listedAt time.Time) bool { return st.stale(listedAt) }
 
 // TargetState reads a target's state; a target never swept has the zero
 // state.
@@ -52,43 +83,61 @@ type querier interface {
 }
 
 func targetState(ctx context.Context, q querier, target string, forUpdate bool) (TargetState, error) {
-	sql := `SELECT baseline_done, coalesce(last_sweep_id::text, ''), last_listed_at FROM targets WHERE target = $1`
+	sql := `SELECT baseline_done, coalesce(last_sweep_id::text, ''), last_listed_at, last_listing_ended_at,
+	               removals_held_since, coalesce(removals_held_digest, ''), coalesce(removals_held_count, 0)
+	        FROM targets WHERE target = $1`
 	if forUpdate {
 		sql += ` FOR UPDATE`
 	}
 	var st TargetState
-	var listed *time.Time
-	err := q.QueryRow(ctx, sql, target).Scan(&st.Baselined, &st.LastSweepID, &listed)
+	var listed, ended, held *time.Time
+	err := q.QueryRow(ctx, sql, target).Scan(&st.Baselined, &st.LastSweepID, &listed, &ended,
+		&held, &st.Held.Digest, &st.Held.Count)
 	if errors.Is(interpretError(err), ErrNotFound) {
 		return TargetState{}, nil
 	}
 	if err != nil {
 		return TargetState{}, fmt.Errorf("read state of target %s: %w", target, err)
 	}
-	if listed != nil {
-		st.LastListedAt = *listed
-	}
+	st.LastListedAt, st.LastListingEndedAt, st.Held.Since = utcOrZero(listed), utcOrZero(ended), utcOrZero(held)
 	return st, nil
 }
 
-// Snapshots reads every snapshot of a target, tombstones included, sorted
+// Snapshots reads the live snapshots of a target (tombstones of removed
+// jobs are left out: Tombstones reads those a listing names again), sorted
 // by job id in byte order (as Go compares strings, whatever the database's
-// collation), with the state they belong to. The state is read first: should a sweep be applied
-// between the two reads, ApplySweep sees a newer version than the one
-// returned and refuses with ErrConflict, so mixed data is never written.
+// collation), with the state they belong to. The state is read first:
+// should a sweep be applied between the two reads, ApplySweep sees a newer
+// version than the one returned and refuses with ErrConflict, so mixed data
+// is never written.
 func (s *Store) Snapshots(ctx context.Context, target string) (TargetState, []job.Snapshot, error) {
 	st, err := s.TargetState(ctx, target)
 	if err != nil {
 		return st, nil, err
 	}
+	snaps, err := s.readSnapshots(ctx, target, `removed_at IS NULL`)
+	return st, snaps, err
+}
+
+// Tombstones reads the snapshots of the removed jobs of target among ids,
+// sorted by job id: a sweep needs them only for jobs that its listing names
+// and that have no live snapshot, to continue their sequences.
+func (s *Store) Tombstones(ctx context.Context, target string, ids []string) ([]job.Snapshot, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	return s.readSnapshots(ctx, target, `removed_at IS NOT NULL AND job_id = ANY($2)`, ids)
+}
+
+func (s *Store) readSnapshots(ctx context.Context, target, where string, args ...any) ([]job.Snapshot, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT job_id, status, coalesce(operation, ''), coalesce(description, ''), coalesce(priority, 0),
 		       creation_time, termination_time,
 		       coalesce(tasks_total, 0), coalesce(tasks_succeeded, 0), coalesce(tasks_failed, 0),
 		       coalesce(elapsed_active_seconds, 0), last_sequence, removed_at IS NOT NULL
-		FROM jobs WHERE target = $1`, target)
+		FROM jobs WHERE target = $1 AND `+where, append([]any{target}, args...)...)
 	if err != nil {
-		return st, nil, fmt.Errorf("read snapshots of target %s: %w", target, err)
+		return nil, fmt.Errorf("read snapshots of target %s: %w", target, err)
 	}
 	defer rows.Close()
 	var snaps []job.Snapshot
@@ -100,17 +149,17 @@ func (s *Store) Snapshots(ctx context.Context, target string) (TargetState, []jo
 		if err := rows.Scan(&j.ID, &status, &j.Operation, &j.Description, &j.Priority,
 			&created, &terminated, &j.Tasks.Total, &j.Tasks.Succeeded, &j.Tasks.Failed,
 			&j.ElapsedActiveSeconds, &sn.Sequence, &sn.Removed); err != nil {
-			return st, nil, fmt.Errorf("read snapshots of target %s: %w", target, err)
+			return nil, fmt.Errorf("read snapshots of target %s: %w", target, err)
 		}
 		j.Status = job.Status(status)
 		j.CreationTime, j.TerminationTime = utcOrZero(created), utcOrZero(terminated)
 		snaps = append(snaps, sn)
 	}
 	if err := rows.Err(); err != nil {
-		return st, nil, fmt.Errorf("read snapshots of target %s: %w", target, err)
+		return nil, fmt.Errorf("read snapshots of target %s: %w", target, err)
 	}
 	slices.SortFunc(snaps, func(a, b job.Snapshot) int { return strings.Compare(a.Job.ID, b.Job.ID) })
-	return st, snaps, nil
+	return snaps, nil
 }
 
 // StartSweep records that a sweep began, so that a sweep whose process dies
@@ -128,6 +177,20 @@ func (s *Store) StartSweep(ctx context.Context, id, target string) (time.Time, e
 	return started.UTC(), nil
 }
 
+// EndListing records that the sweep's listing has read its last page and
+// returns the database's clock at that moment: no page of the listing is
+// newer. Listings are applied only in an order their [start, end] intervals
+// agree with (see Apply.ListedAt).
+func (s *Store) EndListing(ctx context.Context, id string) (time.Time, error) {
+	var ended time.Time
+	err := s.pool.QueryRow(ctx, `UPDATE sweeps SET listing_ended_at = clock_timestamp() WHERE id = $1 RETURNING listing_ended_at`,
+		id).Scan(&ended)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("record end of listing of sweep %s: %w", id, interpretError(err))
+	}
+	return ended.UTC(), nil
+}
+
 // SweepRecord is how a sweep ended.
 type SweepRecord struct {
 	ID         string
@@ -141,11 +204,21 @@ type SweepRecord struct {
 
 // FinishSweep records the end of a sweep that applied nothing (a failed
 // listing, a stale one). ApplySweep records successful ones itself.
+//
+// A sweep's record is written once: if the sweep has a record already (its
+// apply committed, though its client saw an error, as when the connection
+// broke during COMMIT), FinishSweep leaves that record as it is and returns
+// ErrRecorded, so that what happened is what the record says.
 func (s *Store) FinishSweep(ctx context.Context, rec SweepRecord) error {
 	return finishSweep(ctx, s.pool, rec)
 }
 
+// ErrRecorded: the sweep's end was recorded already, by the apply that
+// committed.
+var ErrRecorded = errors.New("the sweep's end is recorded already")
+
 type execer interface {
+	querier
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
@@ -156,23 +229,30 @@ func finishSweep(ctx context.Context, db execer, rec SweepRecord) error {
 	}
 	tag, err := db.Exec(ctx, `
 		UPDATE sweeps SET finished_at = clock_timestamp(), pages = $2, jobs_listed = $3, events = $4, complete = $5, error = $6
-		WHERE id = $1`, rec.ID, rec.Pages, rec.JobsListed, rec.Events, rec.Complete, errText)
+		WHERE id = $1 AND finished_at IS NULL`, rec.ID, rec.Pages, rec.JobsListed, rec.Events, rec.Complete, errText)
 	if err != nil {
 		return fmt.Errorf("record end of sweep %s: %w", rec.ID, err)
 	}
-	if tag.RowsAffected() != 1 {
-		return fmt.Errorf("record end of sweep %s: %w", rec.ID, ErrNotFound)
+	if tag.RowsAffected() == 1 {
+		return nil
 	}
-	return nil
+	var found bool
+	if err := db.QueryRow(ctx, `SELECT true FROM sweeps WHERE id = $1`, rec.ID).Scan(&found); err != nil {
+		return fmt.Errorf("record end of sweep %s: %w", rec.ID, interpretError(err))
+	}
+	return fmt.Errorf("record end of sweep %s: %w", rec.ID, ErrRecorded)
 }
 
 // Apply is one sweep's result, to be written atomically.
 type Apply struct {
 	Target  string
 	SweepID string
-	// ListedAt is when the sweep's listing was taken; a listing not newer
-	// than the stored one is refused with ErrStale.
-	ListedAt time.Time
+	// ListedAt is when the sweep's listing began (Store.StartSweep) and
+	// ListingEndedAt when it ended (Store.EndListing). A listing that began
+	// before the end of the listing applied last is refused with ErrStale:
+	// of two listings read over overlapping intervals, the first applied
+	// wins, so snapshots never move back in time.
+	ListedAt, ListingEndedAt time.Time
 	// Expect is the TargetState.LastSweepID the snapshots were read at; if
 	// the target moved on since, ApplySweep returns ErrConflict.
 	Expect string
@@ -180,9 +260,13 @@ type Apply struct {
 	Snapshots []job.Snapshot
 	// Events are the events to append to the outbox, in order.
 	Events iter.Seq2[event.Event, error]
-	// Record is the sweep's row (Pages, JobsListed); ID, Events and
-	// Complete are filled in by ApplySweep.
+	// Record is the sweep's row (Pages, JobsListed, and Err when the
+	// listing was applied only in part); ID, Events and Complete are filled
+	// in by ApplySweep. A record with Err is not complete.
 	Record SweepRecord
+	// Held is what the target holds after this sweep: the removals that
+	// wait for a second listing to agree, or zero for none.
+	Held HeldRemovals
 }
 
 // ApplySweep writes a sweep's snapshots, events and record in one
@@ -193,6 +277,9 @@ type Apply struct {
 func (s *Store) ApplySweep(ctx context.Context, a Apply) (int, error) {
 	var written int
 	err := s.WithTx(ctx, func(tx pgx.Tx) error {
+		if err := s.boundTx(ctx, tx); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('ossjobwatch.target:' || $1, 0))`, a.Target); err != nil {
 			return fmt.Errorf("lock target %s: %w", a.Target, err)
 		}
@@ -200,7 +287,7 @@ func (s *Store) ApplySweep(ctx context.Context, a Apply) (int, error) {
 		if err != nil {
 			return err
 		}
-		if st.Baselined && !a.ListedAt.After(st.LastListedAt) {
+		if st.stale(a.ListedAt) {
 			return ErrStale
 		}
 		if st.LastSweepID != a.Expect {
@@ -212,14 +299,21 @@ func (s *Store) ApplySweep(ctx context.Context, a Apply) (int, error) {
 		if written, err = insertEvents(ctx, tx, a); err != nil {
 			return err
 		}
+		var heldSince, heldDigest, heldCount any
+		if !a.Held.IsZero() {
+			heldSince, heldDigest, heldCount = a.Held.Since, a.Held.Digest, a.Held.Count
+		}
 		if _, err := tx.Exec(ctx, `
-			INSERT INTO targets (target, baseline_done, last_listed_at, last_sweep_id) VALUES ($1, true, $2, $3)
-			ON CONFLICT (target) DO UPDATE SET baseline_done = true, last_listed_at = $2, last_sweep_id = $3`,
-			a.Target, a.ListedAt, a.SweepID); err != nil {
+			INSERT INTO targets (target, baseline_done, last_listed_at, last_listing_ended_at, last_sweep_id,
+			                     removals_held_since, removals_held_digest, removals_held_count)
+			VALUES ($1, true, $2, $3, $4, $5, $6, $7)
+			ON CONFLICT (target) DO UPDATE SET baseline_done = true, last_listed_at = $2, last_listing_ended_at = $3,
+				last_sweep_id = $4, removals_held_since = $5, removals_held_digest = $6, removals_held_count = $7`,
+			a.Target, a.ListedAt, timeOrNull(a.ListingEndedAt), a.SweepID, heldSince, heldDigest, heldCount); err != nil {
 			return fmt.Errorf("record state of target %s: %w", a.Target, err)
 		}
 		rec := a.Record
-		rec.ID, rec.Events, rec.Complete, rec.Err = a.SweepID, written, true, ""
+		rec.ID, rec.Events, rec.Complete = a.SweepID, written, rec.Err == ""
 		if err := finishSweep(ctx, tx, rec); err != nil {
 			return err
 		}
@@ -231,7 +325,7 @@ func (s *Store) ApplySweep(ctx context.Context, a Apply) (int, error) {
 		return nil
 	})
 	if err != nil {
-		return 0, err
+		return 0, s.describeTimeout(err)
 	}
 	return written, nil
 }

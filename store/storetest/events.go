@@ -31,7 +31,7 @@ func NewEvent(tb testing.TB, target, jobID string, sequence int64, observedAt ti
 	if sequence == 1 {
 		c.Kind, c.SucceededDelta = diff.Discovered, 0
 	}
-	ev, err := event.Encode(id, c, nil, event.Meta{
+	ev, err := event.Encode(id, c, event.Enrichment{}, event.Meta{
 		Target: target, Region: "cn-hangzhou", SubjectPrefix: event.DefaultSubjectPrefix,
 		SweepID: id, ObservedAt: observedAt,
 	})
