@@ -126,7 +126,7 @@ type Result struct {
 	HeldRemovals int
 	// LeftOut counts the listed entries the sweep could not use (an empty
 	// or repeated JobId); SweepOnce then also returns an error naming them.
-	LeftOut int
+	LeftOut  int
 	Duration time.Duration
 }
 
