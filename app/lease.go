@@ -164,6 +164,10 @@ func (l *leaser) beat(ctx context.Context) {
 		v := 0.0
 		if slices.Contains(held, t) {
 			v = 1
+		} else {
+			// Another replica sweeps it now: the snapshots this one held
+			// would only take memory.
+			l.a.poller.Forget(t)
 		}
 		l.a.metrics.leaseHeld.WithLabelValues(t).Set(v)
 	}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ossjobwatch/ossjobwatch/diff"
@@ -76,6 +77,7 @@ type targetState struct {
 	version string
 	loaded  bool
 	snaps   []job.Snapshot // live ones, sorted by job id
+	forget  atomic.Bool    // Forget was called while a sweep ran
 }
 
 // New checks cfg and returns a poller.
@@ -153,6 +155,7 @@ func (p *Poller) SweepOnce(ctx context.Context, t Target) (Result, error) {
 	ts := p.target(t.Name)
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
+	defer ts.drop()
 
 	sweepID, err := event.NewID()
 	if err != nil {
@@ -230,19 +233,28 @@ func (p *Poller) SweepOnce(ctx context.Context, t Target) (Result, error) {
 	}
 }
 
-// Forget drops what the poller holds of a target (its snapshots), as when
-// this process no longer sweeps it. A later sweep reads them again.
+// Forget drops the snapshots the poller holds of a target, as when this
+// process no longer sweeps it; a later sweep reads them again. It never
+// waits: if a sweep of the target is running, that sweep drops them when
+// it ends.
 func (p *Poller) Forget(target string) {
 	p.mu.Lock()
 	ts, ok := p.state[target]
-	delete(p.state, target)
 	p.mu.Unlock()
-	if ok {
-		// A sweep running now keeps its own reference and finishes; only
-		// the cache goes.
-		ts.mu.Lock()
-		ts.snaps, ts.loaded = nil, false
+	if !ok {
+		return
+	}
+	ts.forget.Store(true)
+	if ts.mu.TryLock() {
+		ts.drop()
 		ts.mu.Unlock()
+	}
+}
+
+// drop forgets the snapshots if Forget asked for it; ts.mu is held.
+func (ts *targetState) drop() {
+	if ts.forget.Swap(false) {
+		ts.snaps, ts.loaded, ts.version = nil, false, ""
 	}
 }
 
