@@ -22,9 +22,10 @@ import (
 const OutboxChannel = "ossjobwatch_outbox"
 
 var (
-	// ErrStale: a listing taken later than this one was applied already, so
-	// applying this one would move the snapshots back in time.
-	ErrStale = errors.New("a newer listing of the target was applied already")
+	// ErrStale: a listing that ended after this one began was applied
+	// already; this one may hold older pages, and applying it could move
+	// the snapshots back in time.
+	ErrStale = errors.New("a listing of the target that ended after this one began was applied already")
 	// ErrConflict: the target's snapshots changed between being read and
 	// being written; read them again and recompute.
 	ErrConflict = errors.New("the target's snapshots changed since they were read")

@@ -42,12 +42,15 @@ func runSweep(ctx context.Context, c cli) int {
 			code = exitFailure
 			continue
 		}
-		stale := ""
-		if r.Stale {
-			stale = " (another process applied a newer listing; nothing written)"
+		note := ""
+		switch {
+		case r.Stale:
+			note = " (listing refused: another process applied a listing that ended after this one began; nothing written)"
+		case r.HeldRemovals > 0:
+			note = fmt.Sprintf(" (%d removals held: the listing lacks most jobs; a listing a minute or more later must agree)", r.HeldRemovals)
 		}
 		fmt.Fprintf(c.stdout, "swept %s: %d pages, %d jobs, %d events in %s%s\n",
-			r.Target, r.Pages, r.Jobs, r.Events, r.Duration.Round(time.Millisecond), stale)
+			r.Target, r.Pages, r.Jobs, r.Events, r.Duration.Round(time.Millisecond), note)
 	}
 
 	// Publish whatever is pending, this sweep's events and any an earlier
