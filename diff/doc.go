@@ -17,8 +17,12 @@
 //   - No snapshot, or a tombstoned one: Discovered. The event carries the
 //     full current state. On a target's first sweep every job is discovered
 //     with Baseline set, so consumers can tell "ossjobwatch started
-//     watching" from "a job appeared". A job seen again after removal is
-//     discovered again; its sequence continues where it stopped.
+//     watching" from "a job appeared". Every OSS job starts as New, so a job
+//     first seen after the baseline in another status also gets a Status
+//     change New→Status: a job created and failed between two sweeps still
+//     reaches a subscriber of failures. A job seen again after removal is
+//     discovered again, its sequence continuing where it stopped, with a
+//     Status change from the status it left in if it differs.
 //   - Status differs: Status, From→To.
 //   - NumberOfTasksFailed grew: TasksFailed with the growth as FailedDelta.
 //     A counter that went down (which OSS does not do) is not a failure; it
@@ -48,9 +52,12 @@
 // kinds and across removals, so a consumer can detect a missing event from
 // (jobId, sequence) alone.
 //
-// # Duplicates
+// # Entries that cannot be used
 //
-// A listing that names a job twice (a pager that is not keyset-based can do
-// this while jobs are created) is read as one observation: the last
-// descriptor wins, as it is the most recent answer.
+// A listing that names a JobId twice cannot say which descriptor is
+// current, and one with an empty JobId names no job. Clean leaves out every
+// such entry and returns a *ListingError naming them; Compute cleans too,
+// and a listing it had to clean reports no removals, as if incomplete, so
+// neither a repeated id nor a blank one ever makes a job look removed or
+// gives one id two snapshots. Callers Clean first and report the error.
 package diff
