@@ -91,7 +91,7 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		return nil, fmt.Errorf("database: %w", err)
 	}
 	a.store = st
-	a.metrics = newMetrics(opts.Registry, st)
+	a.metrics = newMetrics(opts.Registry, st, opts.Logger)
 	for _, tc := range cfg.EnabledTargets() {
 		t, err := newTarget(tc, opts, a.metrics.observeAttempt(tc.Name))
 		if err != nil {
