@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ossjobwatch/ossjobwatch/store"
 )
 
 // handler serves /metrics, /healthz (the process answers) and /readyz (the
@@ -43,7 +45,7 @@ func (a *App) readiness(ctx context.Context) []string {
 	defer cancel()
 	var problems []string
 	if err := a.store.Pool().Ping(ctx); err != nil {
-		problems = append(problems, "database: "+err.Error())
+		problems = append(problems, "database: "+store.RedactError(err, a.cfg.DatabaseURL).Error())
 	}
 	a.mu.Lock()
 	nc, js := a.nc, a.js
