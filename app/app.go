@@ -4,6 +4,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -66,6 +67,9 @@ type App struct {
 	rel       *publisher.Relay
 	// connected is closed once ConnectNATS has succeeded.
 	connected chan struct{}
+	// closeTimeout bounds Close; Run sets it to its share of the shutdown
+	// budget.
+	closeTimeout time.Duration
 }
 
 // Open connects to the database (migrating it) and builds the targets'
@@ -91,7 +95,7 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		return nil, fmt.Errorf("database: %w", err)
 	}
 	a.store = st
-	a.metrics = newMetrics(opts.Registry, st)
+	a.metrics = newMetrics(opts.Registry, st, opts.Logger)
 	for _, tc := range cfg.EnabledTargets() {
 		t, err := newTarget(tc, opts, a.metrics.observeAttempt(tc.Name))
 		if err != nil {
@@ -219,19 +223,30 @@ func (a *App) NATS() *nats.Conn {
 	return a.nc
 }
 
-// Close releases everything.
+// defaultCloseTimeout bounds Close when Run did not set a budget.
+const defaultCloseTimeout = 5 * time.Second
+
+// Close releases everything, within a bound: the relay stops, NATS drains
+// and closes, the database pool closes. A part that hangs (a connection
+// held by a stuck call) is abandoned when the bound is reached; the process
+// is about to exit.
 func (a *App) Close() {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.rel != nil {
-		a.rel.Stop()
+	rel, nc, st := a.rel, a.nc, a.store
+	timeout := cmp.Or(a.closeTimeout, defaultCloseTimeout)
+	a.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if rel != nil {
+		waitUntil(ctx, rel.Stop)
 	}
-	if a.nc != nil {
-		_ = a.nc.Drain()
-		a.nc.Close()
+	if nc != nil {
+		closeNATS(ctx, nc)
 	}
-	if a.store != nil {
-		a.store.Close()
+	if st != nil {
+		if !waitUntil(ctx, st.Close) {
+			a.log.Warn("database pool did not close in time; abandoned", "timeout", timeout)
+		}
 	}
 }
 

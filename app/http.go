@@ -3,19 +3,28 @@ package app
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ossjobwatch/ossjobwatch/store"
 )
 
 // handler serves /metrics, /healthz (the process answers) and /readyz (the
 // database answers, NATS is connected and the stream exists).
 func (a *App) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.opts.Registry, promhttp.HandlerOpts{}))
+	// A collector's error leaves its series out of the scrape instead of
+	// failing it whole: the outbox collector does so itself when the
+	// database is down; this covers any other.
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.opts.Registry, promhttp.HandlerOpts{
+		ErrorHandling: promhttp.ContinueOnError,
+		ErrorLog:      slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
@@ -36,7 +45,7 @@ func (a *App) readiness(ctx context.Context) []string {
 	defer cancel()
 	var problems []string
 	if err := a.store.Pool().Ping(ctx); err != nil {
-		problems = append(problems, "database: "+err.Error())
+		problems = append(problems, "database: "+store.RedactError(err, a.cfg.DatabaseURL).Error())
 	}
 	a.mu.Lock()
 	nc, js := a.nc, a.js

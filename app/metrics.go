@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -27,7 +28,7 @@ type metrics struct {
 	leaseHeld      *prometheus.GaugeVec
 }
 
-func newMetrics(reg prometheus.Registerer, st *store.Store) *metrics {
+func newMetrics(reg prometheus.Registerer, st *store.Store, log *slog.Logger) *metrics {
 	m := &metrics{
 		sweepDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "ossjobwatch_sweep_duration_seconds",
@@ -73,7 +74,7 @@ func newMetrics(reg prometheus.Registerer, st *store.Store) *metrics {
 		}, []string{"target"}),
 	}
 	reg.MustRegister(m.sweepDuration, m.lastSuccess, m.jobs, m.events, m.ossRequests, m.describeErrors,
-		m.publishLag, m.published, m.panics, m.leaseHeld, &outboxCollector{store: st},
+		m.publishLag, m.published, m.panics, m.leaseHeld, &outboxCollector{store: st, log: log},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -94,32 +95,48 @@ func (m *metrics) observeAttempt(target string) func(op string, status int, code
 
 var (
 	outboxPendingDesc = prometheus.NewDesc("ossjobwatch_outbox_pending_events",
-		"Events written but not yet acknowledged by JetStream.", nil, nil)
+		"Events written but not yet acknowledged by JetStream; absent while the database does not answer.", nil, nil)
 	outboxAgeDesc = prometheus.NewDesc("ossjobwatch_outbox_oldest_pending_age_seconds",
-		"Age of the oldest pending event; 0 when none is pending.", nil, nil)
+		"Age of the oldest pending event; 0 when none is pending; absent while the database does not answer.", nil, nil)
+	databaseUpDesc = prometheus.NewDesc("ossjobwatch_database_up",
+		"1 if the database answered this scrape's outbox query within its timeout, else 0.", nil, nil)
 )
+
+// outboxQueryTimeout bounds the scrape's one query: a hung database must not
+// hang /metrics, which Prometheus would time out as a whole.
+const outboxQueryTimeout = 2 * time.Second
 
 // outboxCollector reads the outbox at scrape time, under a short timeout:
 // a gauge refreshed by a loop would be stale exactly when it matters.
-type outboxCollector struct{ store *store.Store }
+// When the database does not answer, the outbox series are left out of that
+// scrape and ossjobwatch_database_up is 0: every other series is still
+// served, so that an outage does not blank the dashboards and alerts that
+// would explain it.
+type outboxCollector struct {
+	store *store.Store
+	log   *slog.Logger
+}
 
 func (c *outboxCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- outboxPendingDesc
 	ch <- outboxAgeDesc
+	ch <- databaseUpDesc
 }
 
 func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), outboxQueryTimeout)
 	defer cancel()
 	pending, oldest, err := c.store.OutboxStats(ctx)
 	if err != nil {
-		ch <- prometheus.NewInvalidMetric(outboxPendingDesc, err)
+		c.log.Debug("metrics: the database did not answer; outbox series left out of this scrape", "err", err)
+		ch <- prometheus.MustNewConstMetric(databaseUpDesc, prometheus.GaugeValue, 0)
 		return
 	}
 	age := 0.0
 	if !oldest.IsZero() {
 		age = time.Since(oldest).Seconds()
 	}
+	ch <- prometheus.MustNewConstMetric(databaseUpDesc, prometheus.GaugeValue, 1)
 	ch <- prometheus.MustNewConstMetric(outboxPendingDesc, prometheus.GaugeValue, float64(pending))
 	ch <- prometheus.MustNewConstMetric(outboxAgeDesc, prometheus.GaugeValue, age)
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/robfig/cron/v3"
 
 	"github.com/ossjobwatch/ossjobwatch/config"
@@ -32,8 +33,10 @@ type RunOptions struct {
 	// Heartbeat is how often leases are renewed and rebalanced. Defaults
 	// to a third of LeaseTTL.
 	Heartbeat time.Duration
-	// ShutdownTimeout bounds a graceful stop: the running sweeps finish or
-	// roll back, the relay drains, the HTTP server closes. Defaults to 25s.
+	// ShutdownTimeout bounds a graceful stop, Close included: the running
+	// sweeps finish or roll back, the relay drains (unless another replica
+	// holds the relay lock), NATS, the HTTP server and the database pool
+	// close. Every phase is bounded; see shutdown. Defaults to 25s.
 	ShutdownTimeout time.Duration
 	// NATSRetry is the pause between attempts to reach NATS at start.
 	// Defaults to 5s.
@@ -119,46 +122,131 @@ func (a *App) Run(ctx context.Context, ro RunOptions) error {
 	}
 	stopLoops()
 	log.Info("stopping: no new sweeps; waiting for the running ones and the relay")
+	errs = append(errs, a.shutdown(ctx, ro, log, &wg, cancelSweeps, srv))
+	log.Info("stopped")
+	return errors.Join(errs...)
+}
 
-	// The budget: half for running sweeps to finish, a quarter for those
-	// cancelled then to roll back, a quarter to leave the replica set,
-	// drain the relay and close the HTTP server.
+// shutdown stops what Run started within ro.ShutdownTimeout, every phase
+// bounded. The budget: half for running sweeps to finish; then they are
+// cancelled and have until three quarters to roll back; what is left, less
+// an eighth kept for Close (the pool), goes to leaving the replica set,
+// stopping and draining the relay, then closing NATS, and closing the HTTP
+// server, side by side. Only a sweep that outlives its cancellation is an
+// error; a phase cut short is logged, and what it left undone (a lease, a
+// pending event) is picked up by the other replicas or the next run.
+func (a *App) shutdown(ctx context.Context, ro RunOptions, log *slog.Logger, loops *sync.WaitGroup, cancelSweeps context.CancelFunc, srv *http.Server) error {
+	budget := ro.ShutdownTimeout
+	start := time.Now()
+	a.mu.Lock()
+	a.closeTimeout = budget / 8
+	a.mu.Unlock()
+
+	var err error
 	if ro.crash {
 		cancelSweeps() // a killed process finishes nothing
 	}
 	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	go func() { loops.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(ro.ShutdownTimeout / 2):
+	case <-time.After(time.Until(start.Add(budget / 2))):
 		log.Warn("sweeps still running at the grace deadline; cancelling them (they roll back)")
 		cancelSweeps()
 		select {
 		case <-done:
-		case <-time.After(ro.ShutdownTimeout / 4):
-			errs = append(errs, errors.New("sweeps did not stop within the shutdown timeout"))
+		case <-time.After(time.Until(start.Add(budget * 3 / 4))):
+			err = errors.New("sweeps did not stop within the shutdown timeout")
 		}
 	}
-	stopCtx, cancelStop := context.WithTimeout(context.WithoutCancel(ctx), max(ro.ShutdownTimeout/4, 2*time.Second))
-	defer cancelStop()
+
+	stopCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), start.Add(budget-budget/8))
+	defer cancel()
+	var phases sync.WaitGroup
 	if !ro.crash {
-		if err := a.store.Leave(stopCtx, ro.ReplicaID); err != nil {
-			errs = append(errs, err)
-		}
+		phases.Go(func() {
+			if err := a.store.Leave(stopCtx, ro.ReplicaID); err != nil {
+				log.Warn("could not leave the replica set; the other replicas take the targets over when the leases lapse", "err", err)
+			}
+		})
+	}
+	phases.Go(func() { a.stopRelay(stopCtx, log) })
+	if srv != nil {
+		phases.Go(func() {
+			if err := srv.Shutdown(stopCtx); err != nil {
+				log.Warn("HTTP server did not close in time; connections cut", "err", err)
+				_ = srv.Close()
+			}
+		})
+	}
+	if !waitUntil(stopCtx, phases.Wait) {
+		log.Warn("shutdown phases still running at the deadline; abandoned", "budget", budget)
+	}
+	return err
+}
+
+// stopRelay stops the relay loop, publishes what is pending unless another
+// relay holds the lock (then that relay publishes it), and closes the NATS
+// connection, within ctx: three quarters of the time left for the relay, a
+// quarter for NATS.
+func (a *App) stopRelay(ctx context.Context, log *slog.Logger) {
+	relayCtx := ctx
+	if deadline, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		relayCtx, cancel = context.WithDeadline(ctx, deadline.Add(-time.Until(deadline)/4))
+		defer cancel()
 	}
 	if rel := a.relay(); rel != nil {
-		rel.Stop()
-		if _, err := rel.Drain(stopCtx); err != nil {
-			errs = append(errs, fmt.Errorf("final relay: %w", err))
+		if !waitUntil(relayCtx, rel.Stop) {
+			log.Warn("relay loop did not stop in time; abandoned")
+		} else {
+			switch n, busy, err := rel.DrainUnlessBusy(relayCtx); {
+			case err != nil:
+				log.Warn("final relay round failed; the pending events stay in the outbox for the next relay", "published", n, "err", err)
+			case busy:
+				log.Info("another replica holds the relay lock; it publishes the pending events", "published", n)
+			case n > 0:
+				log.Info("final relay round done", "published", n)
+			}
 		}
 	}
-	if srv != nil {
-		if err := srv.Shutdown(stopCtx); err != nil {
-			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+	if nc := a.NATS(); nc != nil {
+		if !closeNATS(ctx, nc) {
+			log.Warn("NATS did not drain in time; connection closed")
 		}
 	}
-	log.Info("stopped")
-	return errors.Join(errs...)
+}
+
+// closeNATS drains nc, then closes it, waiting for the drain until ctx is
+// done; it reports whether the drain finished in time.
+func closeNATS(ctx context.Context, nc *nats.Conn) bool {
+	defer nc.Close()
+	if nc.IsClosed() {
+		return true
+	}
+	closed := nc.StatusChanged(nats.CLOSED)
+	if err := nc.Drain(); err != nil {
+		return false // not connected: nothing to drain
+	}
+	select {
+	case <-closed:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// waitUntil runs fn and waits for it until ctx is done; it reports whether
+// fn returned. An fn still running is abandoned: the process is exiting.
+func waitUntil(ctx context.Context, fn func()) bool {
+	done := make(chan struct{})
+	go func() { defer close(done); fn() }()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 func (a *App) listen(ro RunOptions) (net.Listener, error) {

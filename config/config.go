@@ -225,7 +225,8 @@ func (c *Config) validate(needs Needs) error {
 		add("OSSJOBWATCH_DATABASE_URL: required (a PostgreSQL URL such as postgres://user:pass@host:5432/ossjobwatch)")
 	}
 	if needs.NATS && !strings.Contains(c.NATSURL, "://") {
-		add("OSSJOBWATCH_NATS_URL: %q is not a URL such as nats://127.0.0.1:4222", c.NATSURL)
+		// Not quoted: a URL without a scheme may still carry a password.
+		add("OSSJOBWATCH_NATS_URL: not a URL such as nats://127.0.0.1:4222 (no scheme; the value is not shown, as it may hold a password)")
 	}
 	for name, path := range map[string]string{"OSSJOBWATCH_NATS_CREDS": c.NATSCreds, "OSSJOBWATCH_NATS_CA": c.NATSCA} {
 		if _, err := os.Stat(path); needs.NATS && path != "" && err != nil {

@@ -64,13 +64,21 @@ var (
 		"ossjobwatch_panics_total",
 		"ossjobwatch_describe_errors_total",
 		"ossjobwatch_target_lease_held",
+		"ossjobwatch_database_up",
 	}
 	histograms = []string{"ossjobwatch_sweep_duration_seconds", "ossjobwatch_publish_lag_seconds"}
 )
 
+// prometheusSeries are the series Prometheus itself records per scrape
+// target, which rules may use beside the daemon's.
+var prometheusSeries = []string{"up"}
+
 // seriesName maps a series name to its metric, or "" if the daemon exports
 // no such series.
 func seriesName(s string) string {
+	if slices.Contains(prometheusSeries, s) {
+		return s
+	}
 	if !strings.HasPrefix(s, "ossjobwatch_") {
 		return ""
 	}
@@ -222,7 +230,8 @@ func TestDeployMetricNames(t *testing.T) {
 			exprs = append(exprs, expr{"rule " + r.Alert, r.Expr})
 		}
 	}
-	for _, want := range []string{"SweepStale", "OutboxBacklog", "OSSThrottling", "RelayNotPublishing", "Panics"} {
+	for _, want := range []string{"SweepStale", "OutboxBacklog", "OSSThrottling", "RelayNotPublishing", "Panics",
+		"OssjobwatchReplicaDown", "OssjobwatchAbsent", "TargetNeverSwept", "DatabaseUnreachable"} {
 		if !slices.Contains(alerts, want) {
 			t.Errorf("prometheus-rules.yaml: no alert %s (have %q)", want, alerts)
 		}

@@ -20,7 +20,10 @@ func TestRedactURL(t *testing.T) {
 		{"nats://user:secret@h:4222", "nats://redacted@h:4222"},
 		{"nats://s3cr3t-token@h:4222", "nats://redacted@h:4222"},
 		{"nats://a:pw@h1:4222, tls://b:pw@h2:4222", "nats://redacted@h1:4222,tls://redacted@h2:4222"},
-		{"user:secret@h:4222", "(unparsable URL)"},
+		{"user:secret@h:4222", "redacted@h:4222"},
+		{"nats://user:pa%zzss@h:4222", "nats://redacted@h:4222"},
+		{"nats://user:s3/c?r#t@h:4222", "nats://redacted@h:4222"},
+		{"nats://user:s3c@r3t@[::1]:4222", "nats://redacted@[::1]:4222"},
 	}
 	for _, tt := range tests {
 		if got := publisher.RedactURL(tt.in); got != tt.want {

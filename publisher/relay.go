@@ -72,27 +72,11 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 // Drain runs rounds until one finds fewer than a batch of events pending,
 // and returns how many it published. `ossjobwatch sweep` calls it to wait
 // for the acknowledgement of what the sweep wrote. If another relay is at
-// work, Drain waits for its turn; it stops at the first failed round.
+// work, Drain waits for its turn; it stops at the first failed round. A
+// stopping daemon calls DrainUnlessBusy instead.
 func (r *Relay) Drain(ctx context.Context) (int, error) {
-	total, wait := 0, minLockWait
-	for {
-		rd, err := r.runOnce(ctx)
-		total += rd.published
-		switch {
-		case err != nil:
-			return total, err
-		case rd.full:
-			continue
-		case rd.locked:
-			return total, nil
-		}
-		select {
-		case <-ctx.Done():
-			return total, context.Cause(ctx)
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, maxLockWait)
-	}
+	n, _, err := r.drain(ctx, true)
+	return n, err
 }
 
 func (r *Relay) runOnce(ctx context.Context) (round, error) {

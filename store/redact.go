@@ -2,9 +2,13 @@ package store
 
 import (
 	"cmp"
+	"errors"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // redacted replaces a password; pgx masks with the same string.
@@ -187,7 +191,17 @@ func isPasswordKey(key string) bool {
 // original error stays reachable through errors.Is and errors.As.
 func redactError(err error, dsn string) error {
 	msg := err.Error()
-	for _, secret := range secrets(dsn) {
+	// pgx quotes a DSN it cannot parse, redacted by a guess that can leave
+	// part of a malformed password (after an unescaped '@', say), and may
+	// append net/url's error, which quotes pieces of it: name the DSN by
+	// RedactURL instead, and keep the reason only if it quotes nothing.
+	var pce *pgconn.ParseConfigError
+	if errors.As(err, &pce) {
+		msg = strings.Replace(msg, pce.Error(), "cannot parse "+RedactURL(dsn)+": "+parseProblem(pce), 1)
+	}
+	ss := secrets(dsn)
+	slices.SortFunc(ss, func(a, b string) int { return cmp.Compare(len(b), len(a)) }) // longest first
+	for _, secret := range ss {
 		if secret == "" {
 			continue
 		}
@@ -204,15 +218,53 @@ func secrets(dsn string) []string {
 		if raw == "" {
 			continue
 		}
-		out = append(out, raw)
+		forms := []string{raw}
 		if s, err := url.PathUnescape(raw); err == nil && s != raw {
-			out = append(out, s)
+			forms = append(forms, s)
+		}
+		if s, err := url.QueryUnescape(raw); err == nil && s != raw {
+			forms = append(forms, s)
 		}
 		if s := strings.Trim(raw, "'"); s != raw {
-			out = append(out, s, strings.NewReplacer(`\\`, `\`, `\'`, `'`).Replace(s))
+			forms = append(forms, s, strings.NewReplacer(`\\`, `\`, `\'`, `'`).Replace(s))
+		}
+		// Escaped again, as a URL or a %q-quoted message would show them.
+		for _, f := range slices.Clone(forms) {
+			forms = append(forms, url.PathEscape(f), url.QueryEscape(f))
+		}
+		for _, f := range forms {
+			out = append(out, f)
+			if q := strconv.Quote(f); len(q) > 2 && q[1:len(q)-1] != f {
+				out = append(out, q[1:len(q)-1])
+			}
 		}
 	}
 	return out
+}
+
+// RedactError returns err with every password of databaseURL masked in its
+// message, as written, decoded and escaped again, for errors that did not
+// come through Open (a failed ping of a running daemon, say). A nil err
+// stays nil; the original stays reachable through errors.Is and errors.As.
+func RedactError(err error, databaseURL string) error {
+	if err == nil {
+		return nil
+	}
+	return redactError(err, databaseURL)
+}
+
+// parseProblem is the reason pgx gives for rejecting a DSN, unless it
+// quotes any part of the DSN.
+func parseProblem(pce *pgconn.ParseConfigError) string {
+	full := pce.Error()
+	reason := full
+	if i := strings.LastIndex(full, "`: "); i >= 0 {
+		reason = full[i+3:]
+	}
+	if reason == full || strings.ContainsAny(reason, "`'\"") {
+		return "malformed (characters such as @ / ? # % in a password must be percent-encoded)"
+	}
+	return reason
 }
 
 type redactedError struct {
