@@ -304,7 +304,12 @@ func (a *App) sweep(ctx context.Context, t Target) (r SweepResult) {
 		a.metrics.sweepDuration.WithLabelValues(t.Name, outcome).Observe(a.opts.NowFunc().Sub(start).Seconds())
 	}()
 	r.Result, r.Err = a.poller.SweepOnce(ctx, t.Target)
-	if r.Err == nil && !r.Stale {
+	a.metrics.leftOut.WithLabelValues(t.Name).Add(float64(r.LeftOut))
+	a.metrics.anomalies.WithLabelValues(t.Name).Add(float64(r.Anomalies))
+	// A sweep that applied its listing without the entries it could not
+	// use returns an error, but its events were written.
+	if r.EventsByKind != nil {
+		a.metrics.removalsHeld.WithLabelValues(t.Name).Set(float64(r.HeldRemovals))
 		for kind, n := range r.EventsByKind {
 			a.metrics.events.WithLabelValues(t.Name, kind.String()).Add(float64(n))
 		}

@@ -26,6 +26,9 @@ type metrics struct {
 	published      prometheus.Counter
 	panics         *prometheus.CounterVec
 	leaseHeld      *prometheus.GaugeVec
+	removalsHeld   *prometheus.GaugeVec
+	leftOut        *prometheus.CounterVec
+	anomalies      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, st *store.Store, log *slog.Logger) *metrics {
@@ -53,7 +56,7 @@ func newMetrics(reg prometheus.Registerer, st *store.Store, log *slog.Logger) *m
 		}, []string{"target", "operation", "outcome", "code"}),
 		describeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ossjobwatch_describe_errors_total",
-			Help: "DescribeJob calls that failed; their status events went out without enrichment.",
+			Help: "DescribeJob calls that failed after their retries; their status events carry enrichmentError.",
 		}, []string{"target"}),
 		publishLag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "ossjobwatch_publish_lag_seconds",
@@ -72,9 +75,21 @@ func newMetrics(reg prometheus.Registerer, st *store.Store, log *slog.Logger) *m
 			Name: "ossjobwatch_target_lease_held",
 			Help: "1 when this replica holds the target's lease and sweeps it.",
 		}, []string{"target"}),
+		removalsHeld: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ossjobwatch_removals_held",
+			Help: "Removals the target's last full listing would have made but that wait for a second listing to agree (it lacked more than half of the live jobs, and more than 10).",
+		}, []string{"target"}),
+		leftOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ossjobwatch_listing_entries_left_out_total",
+			Help: "Listed entries a sweep could not use (an empty or repeated JobId); the sweep failed naming them.",
+		}, []string{"target"}),
+		anomalies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ossjobwatch_job_anomalies_total",
+			Help: "Listed jobs with a value out of range (stored as null, the raw value kept in the descriptor), counted per sweep.",
+		}, []string{"target"}),
 	}
 	reg.MustRegister(m.sweepDuration, m.lastSuccess, m.jobs, m.events, m.ossRequests, m.describeErrors,
-		m.publishLag, m.published, m.panics, m.leaseHeld, &outboxCollector{store: st, log: log},
+		m.publishLag, m.published, m.panics, m.leaseHeld, m.removalsHeld, m.leftOut, m.anomalies, &outboxCollector{store: st, log: log},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

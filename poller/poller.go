@@ -128,8 +128,11 @@ type Result struct {
 	HeldRemovals int
 	// LeftOut counts the listed entries the sweep could not use (an empty
 	// or repeated JobId); SweepOnce then also returns an error naming them.
-	LeftOut  int
-	Duration time.Duration
+	LeftOut int
+	// Anomalies counts the listed jobs with a value out of range (see
+	// job.Job.Anomalies).
+	Anomalies int
+	Duration  time.Duration
 }
 
 // maxApplyAttempts bounds the re-reads after ErrConflict: another process
