@@ -158,7 +158,7 @@ func TestRelayStoppedBetweenAckAndMark(t *testing.T) {
 
 	// The round publishes, then loses its database connection before it can
 	// mark the events: they are in the stream and still pending.
-	_, _, err := b.store.RelayRound(t.Context(), 100, func(ctx context.Context, events iter.Seq[store.OutboxEvent], ack func(string)) error {
+	_, _, err := b.store.RelayRound(t.Context(), 100, func(ctx context.Context, events iter.Seq[store.OutboxEvent], ack func(string, time.Time)) error {
 		batch := slices.Collect(events)
 		var acked []string
 		err := b.relay.Publish(ctx, batch, func(ev store.OutboxEvent, _ *jetstream.PubAck) { acked = append(acked, ev.ID) })
@@ -169,7 +169,7 @@ func TestRelayStoppedBetweenAckAndMark(t *testing.T) {
 			t.Errorf("terminated %d relay connections (%v), want 1", killed, err)
 		}
 		for _, id := range acked {
-			ack(id)
+			ack(id, time.Now())
 		}
 		return err
 	})
@@ -186,13 +186,13 @@ func TestRelayStoppedBetweenAckAndMark(t *testing.T) {
 	// The next round publishes them again: JetStream acknowledges each as a
 	// duplicate and stores nothing.
 	var dups int
-	n, _, err := b.store.RelayRound(t.Context(), 100, func(ctx context.Context, events iter.Seq[store.OutboxEvent], ack func(string)) error {
+	n, _, err := b.store.RelayRound(t.Context(), 100, func(ctx context.Context, events iter.Seq[store.OutboxEvent], ack func(string, time.Time)) error {
 		batch := slices.Collect(events)
 		return b.relay.Publish(ctx, batch, func(ev store.OutboxEvent, pa *jetstream.PubAck) {
 			if pa.Duplicate {
 				dups++
 			}
-			ack(ev.ID)
+			ack(ev.ID, time.Now())
 		})
 	})
 	if err != nil || n != len(want) {

@@ -26,7 +26,7 @@ func TestReplayRepublishesWithOriginalIDs(t *testing.T) {
 
 	// Within the duplicate window: all acknowledged as duplicates, nothing
 	// stored.
-	n, dups, err := publisher.Replay(t.Context(), b.store, b.js, publisher.ReplayOptions{Since: observed, Stream: publisher.DefaultStream})
+	n, dups, _, err := publisher.Replay(t.Context(), b.store, b.js, publisher.ReplayOptions{Since: observed, Stream: publisher.DefaultStream})
 	if err != nil || n != len(want) || dups != len(want) {
 		t.Fatalf("Replay = %d, %d, %v; want %d, %d, nil", n, dups, err, len(want), len(want))
 	}
@@ -36,7 +36,7 @@ func TestReplayRepublishesWithOriginalIDs(t *testing.T) {
 	}
 
 	// Narrowed to one job.
-	n, dups, err = publisher.Replay(t.Context(), b.store, b.js, publisher.ReplayOptions{Since: observed, Target: "t1", JobID: "job-2"})
+	n, dups, _, err = publisher.Replay(t.Context(), b.store, b.js, publisher.ReplayOptions{Since: observed, Target: "t1", JobID: "job-2"})
 	if err != nil || n != 5 || dups != 5 {
 		t.Fatalf("Replay of job-2 = %d, %d, %v; want 5, 5, nil", n, dups, err)
 	}
@@ -49,7 +49,7 @@ func TestReplayRepublishesWithOriginalIDs(t *testing.T) {
 	if _, err := publisher.EnsureStream(t.Context(), b.js, publisher.StreamConfig{Managed: true}); err != nil {
 		t.Fatal(err)
 	}
-	n, dups, err = publisher.Replay(t.Context(), b.store, b.js, publisher.ReplayOptions{Since: observed, MaxInFlight: 4})
+	n, dups, _, err = publisher.Replay(t.Context(), b.store, b.js, publisher.ReplayOptions{Since: observed, MaxInFlight: 4})
 	if err != nil || n != len(want) || dups != 0 {
 		t.Fatalf("Replay into an empty stream = %d, %d, %v; want %d, 0, nil", n, dups, err, len(want))
 	}
@@ -61,7 +61,7 @@ func TestReplayRepublishesWithOriginalIDs(t *testing.T) {
 		}
 	}
 
-	if _, _, err := publisher.Replay(t.Context(), b.store, b.js, publisher.ReplayOptions{}); err == nil {
+	if _, _, _, err := publisher.Replay(t.Context(), b.store, b.js, publisher.ReplayOptions{}); err == nil {
 		t.Error("Replay without Since succeeded")
 	}
 }
