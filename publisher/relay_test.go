@@ -2,7 +2,9 @@ package publisher_test
 
 import (
 	"context"
+	"errors"
 	"iter"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -113,9 +115,6 @@ func TestRelaySurvivesNATSOutage(t *testing.T) {
 		t.Fatalf("%d events pending after the failed rounds, want all %d", p, len(want))
 	}
 
-	// The client's reconnect buffer holds the first event of each job: it
-	// reaches the stream on reconnecting, and the relay's retry of it is a
-	// duplicate.
 	b.nats.Restart(t)
 	natstest.WaitStatus(t, status, nats.CONNECTED)
 	n, err := b.relay.Drain(t.Context())
@@ -204,11 +203,17 @@ func TestRelayStoppedBetweenAckAndMark(t *testing.T) {
 	checkStream(t, b.js, want)
 }
 
+// TestTwoRelaysPublishEachEventOnce runs two relays at once, each on a
+// connection through a proxy that counts the publishes on the wire: the
+// relay lock must let one publish each event, once. (JetStream would drop
+// a second publication as a duplicate, so the stream alone cannot tell.)
 func TestTwoRelaysPublishEachEventOnce(t *testing.T) {
 	t.Parallel()
 	cfg := publisher.Config{BatchSize: 100}
 	b := setup(t, cfg)
-	other := newRelay(t, b.store, newJetStream(t, b.nats.Connect(t)), cfg)
+	proxy := natstest.NewProxy(t, b.nats)
+	b.relay = newRelay(t, b.store, newJetStream(t, proxy.Connect(t)), cfg)
+	other := newRelay(t, b.store, newJetStream(t, proxy.Connect(t)), cfg)
 	want := insertShuffled(t, b.store, "t1", 100, 15, 100)
 
 	var wg sync.WaitGroup
@@ -228,6 +233,16 @@ func TestTwoRelaysPublishEachEventOnce(t *testing.T) {
 	}
 	t.Logf("published per relay: %v", counts)
 	checkStream(t, b.js, want)
+	published := proxy.Published()
+	twice := 0
+	for id := range want {
+		if published[id] != 1 {
+			twice++
+		}
+	}
+	if twice > 0 {
+		t.Errorf("%d events were not published exactly once on the wire", twice)
+	}
 }
 
 func TestListenWakesStartedRelay(t *testing.T) {
@@ -328,4 +343,102 @@ func TestNewValidatesConfig(t *testing.T) {
 	if _, err := publisher.New(publisher.Config{Store: st, JetStream: js}); err != nil {
 		t.Errorf("New with defaults: %v", err)
 	}
+}
+
+// TestRelayDoesNotBufferAcrossADisconnect publishes while NATS is down on a
+// connection made by publisher.Connect: the publish must fail at once,
+// rather than wait in the client's reconnect buffer to be sent, possibly
+// after newer events, on reconnecting; the events stay pending, and after
+// the reconnection the relay publishes them, each stored by its publish
+// (not acknowledged as a duplicate of a buffered copy).
+func TestRelayDoesNotBufferAcrossADisconnect(t *testing.T) {
+	t.Parallel()
+	st := storetest.NewStore(t)
+	srv := natstest.Start(t)
+	nc, err := publisher.Connect(srv.URL(), "test", slog.New(slog.NewTextHandler(t.Output(), nil)),
+		nats.ReconnectWait(20*time.Millisecond), nats.ReconnectJitter(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := publisher.NewJetStream(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := publisher.EnsureStream(t.Context(), js, publisher.StreamConfig{Managed: true}); err != nil {
+		t.Fatal(err)
+	}
+	// Acknowledgements are awaited for longer than the test: a failure
+	// must come from the publish itself.
+	relay := newRelay(t, st, js, publisher.Config{PublishTimeout: time.Hour})
+	want := insertJobs(t, st, "t1", 3, 2)
+	status := nc.StatusChanged(nats.RECONNECTING, nats.CONNECTED)
+
+	srv.Shutdown()
+	natstest.WaitStatus(t, status, nats.RECONNECTING)
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	n, err := relay.RelayOnce(ctx)
+	cancel()
+	if !errors.Is(err, nats.ErrReconnectBufExceeded) || n != 0 {
+		t.Fatalf("RelayOnce while disconnected = %d, %v; want 0 and nats.ErrReconnectBufExceeded", n, err)
+	}
+	if p := pending(t, st); p != int64(len(want)) {
+		t.Fatalf("%d events pending, want all %d", p, len(want))
+	}
+
+	srv.Restart(t)
+	natstest.WaitStatus(t, status, nats.CONNECTED)
+	var dups []string
+	n, _, err = st.RelayRound(t.Context(), 100, func(ctx context.Context, events iter.Seq[store.OutboxEvent], ack func(string, time.Time)) error {
+		return relay.Publish(ctx, slices.Collect(events), func(ev store.OutboxEvent, pa *jetstream.PubAck) {
+			if pa.Duplicate {
+				dups = append(dups, ev.ID)
+			}
+			ack(ev.ID, time.Now())
+		})
+	})
+	if err != nil || n != len(want) {
+		t.Fatalf("round after reconnecting = %d, %v; want %d, nil", n, err, len(want))
+	}
+	if len(dups) > 0 {
+		t.Errorf("%d events were in the stream before the relay published them after reconnecting: a buffered copy got there first", len(dups))
+	}
+	checkStream(t, js, want)
+}
+
+// TestRelayHoldsAJobsNextEventUntilTheLastIsAcknowledged loses one publish
+// on its way to NATS while the job's next event would go through: the
+// relay must not publish the next one before the lost one is acknowledged,
+// or the stream gets them out of order.
+func TestRelayHoldsAJobsNextEventUntilTheLastIsAcknowledged(t *testing.T) {
+	t.Parallel()
+	st := storetest.NewStore(t)
+	srv := natstest.Start(t)
+	if _, err := publisher.EnsureStream(t.Context(), newJetStream(t, srv.Connect(t)), publisher.StreamConfig{Managed: true}); err != nil {
+		t.Fatal(err)
+	}
+	proxy := natstest.NewProxy(t, srv)
+	js := newJetStream(t, proxy.Connect(t))
+	// The lost publish is given up after PublishTimeout.
+	relay := newRelay(t, st, js, publisher.Config{PublishTimeout: time.Second, MaxInFlight: 16})
+	want := insertJobs(t, st, "t1", 3, 3)
+	for id, ev := range want {
+		if ev.JobID == "job-1" && ev.Sequence == 1 {
+			proxy.Drop(id, 1)
+		}
+	}
+
+	for round := 1; pending(t, st) > 0; round++ {
+		if round > 5 {
+			t.Fatalf("%d events still pending after %d rounds", pending(t, st), round-1)
+		}
+		n, err := relay.RelayOnce(t.Context())
+		t.Logf("round %d: published %d, %v", round, n, err)
+	}
+	select {
+	case <-proxy.Dropped():
+	default:
+		t.Fatal("the proxy dropped nothing")
+	}
+	checkStream(t, js, want)
 }
