@@ -72,6 +72,11 @@ func TestRelayPublishesPendingEvents(t *testing.T) {
 	if len(lags) != 1 || lags[0] != time.Minute {
 		t.Errorf("OnPublished lags = %v, want [1m]", lags)
 	}
+	// published_at is the acknowledgement's time on the relay's clock.
+	var wrong int
+	if err := b.store.Pool().QueryRow(t.Context(), `SELECT count(*) FROM job_events WHERE published_at IS DISTINCT FROM $1`, observed.Add(time.Minute)).Scan(&wrong); err != nil || wrong != 0 {
+		t.Errorf("%d events (%v) have a published_at other than the acknowledgement's time %v", wrong, err, observed.Add(time.Minute))
+	}
 
 	if n, err := b.relay.RelayOnce(t.Context()); err != nil || n != 0 {
 		t.Fatalf("second RelayOnce = %d, %v; want 0, nil", n, err)
@@ -441,4 +446,72 @@ func TestRelayHoldsAJobsNextEventUntilTheLastIsAcknowledged(t *testing.T) {
 		t.Fatal("the proxy dropped nothing")
 	}
 	checkStream(t, js, want)
+}
+
+// TestRelayReportsALongLockWait holds the relay lock, as a replay or a
+// stuck replica's round would, while the relay's rounds try for it on a
+// fake clock: the relay must publish nothing, report the wait to
+// LockWait and OnLockWait, log it once past LockWaitWarning (not per
+// round), and report zero again once it has the lock.
+func TestRelayReportsALongLockWait(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	now := observed
+	advance := func(d time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(d)
+	}
+	var waits []time.Duration
+	logs := syncBuffer{written: newSignal()}
+	b := setup(t, publisher.Config{
+		NowFunc: func() time.Time {
+			mu.Lock()
+			defer mu.Unlock()
+			return now
+		},
+		OnLockWait: func(d time.Duration) { waits = append(waits, d) },
+		Logger:     slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	insertJobs(t, b.store, "t1", 2, 1)
+
+	unlock, err := b.store.LockRelay(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	round := func() {
+		t.Helper()
+		if _, err := b.relay.RelayOnce(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, step := range []time.Duration{0, 30 * time.Second, 30 * time.Second, 10 * time.Second, 10 * time.Second} {
+		advance(step)
+		round()
+	}
+	if p := pending(t, b.store); p != 2 {
+		t.Errorf("%d events pending while the lock was held elsewhere, want 2", p)
+	}
+	if got := b.relay.LockWait(); got != 80*time.Second {
+		t.Errorf("LockWait = %s, want 1m20s", got)
+	}
+	if want := []time.Duration{0, 30 * time.Second, time.Minute, 70 * time.Second, 80 * time.Second}; !slices.Equal(waits, want) {
+		t.Errorf("OnLockWait got %v, want %v", waits, want)
+	}
+	if n := strings.Count(logs.String(), "relay lock held elsewhere"); n != 1 || !strings.Contains(logs.String(), "waited=1m0s") {
+		t.Errorf("logged the wait %d times, want once with waited=1m0s:\n%s", n, logs.String())
+	}
+
+	unlock()
+	advance(5 * time.Second)
+	waits = nil
+	if n, err := b.relay.RelayOnce(t.Context()); err != nil || n != 2 {
+		t.Fatalf("RelayOnce after the lock was released = %d, %v; want 2, nil", n, err)
+	}
+	if got := b.relay.LockWait(); got != 0 || !slices.Equal(waits, []time.Duration{0}) {
+		t.Errorf("after getting the lock: LockWait = %s, OnLockWait got %v; want 0 and [0]", got, waits)
+	}
+	if !strings.Contains(logs.String(), "relay lock taken") || !strings.Contains(logs.String(), "waited=1m25s") {
+		t.Errorf("the end of the wait was not logged:\n%s", logs.String())
+	}
 }

@@ -460,10 +460,13 @@ func (s *Store) LockRelay(ctx context.Context) (unlock func(), err error) {
 	var once sync.Once
 	return func() {
 		once.Do(func() {
-			closeConn()
-			notifyCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+			// Unlocked before closing: the server ends a closed session,
+			// and releases its locks, only some time after.
+			unlockCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
 			defer cancel()
-			_, _ = s.pool.Exec(notifyCtx, `SELECT pg_notify($1, '')`, OutboxChannel)
+			_, _ = conn.Exec(unlockCtx, `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, relayLockName)
+			closeConn()
+			_, _ = s.pool.Exec(unlockCtx, `SELECT pg_notify($1, '')`, OutboxChannel)
 		})
 	}, nil
 }
