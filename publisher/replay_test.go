@@ -6,9 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ossjobwatch/ossjobwatch/event"
+	"github.com/ossjobwatch/ossjobwatch/internal/natstest"
 	"github.com/ossjobwatch/ossjobwatch/publisher"
 	"github.com/ossjobwatch/ossjobwatch/store/storetest"
 )
@@ -94,7 +96,16 @@ func TestReplayKeepsEachJobsOrderBesideTheRelay(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			published := newSignal()
-			b := setup(t, publisher.Config{PollInterval: time.Hour, OnPublished: func(int, time.Duration) { published.send() }})
+			b := setup(t, publisher.Config{})
+			// The relay publishes through a proxy that can lose a publish:
+			// its round then waits, lock held, for an acknowledgement that
+			// does not come until PublishTimeout.
+			proxy := natstest.NewProxy(t, b.nats)
+			b.relay = newRelay(t, b.store, newJetStream(t, proxy.Connect(t, nats.ReconnectBufSize(-1))), publisher.Config{
+				PublishTimeout: time.Second,
+				PollInterval:   time.Hour,
+				OnPublished:    func(int, time.Duration) { published.send() },
+			})
 			// Job j: #1..#3 published, #4 and #5 pending; job k: #1
 			// published, #2 pending. Event #n is observed n minutes after
 			// observed.
@@ -105,13 +116,21 @@ func TestReplayKeepsEachJobsOrderBesideTheRelay(t *testing.T) {
 			if _, err := b.relay.Drain(t.Context()); err != nil {
 				t.Fatal(err)
 			}
-			storetest.InsertEvents(t, b.store, "t1", ev("j", 4), ev("k", 2), ev("j", 5))
+			j4 := ev("j", 4)
+			storetest.InsertEvents(t, b.store, "t1", j4, ev("k", 2), ev("j", 5))
 
 			if tt.alongside {
+				// The replay starts while the relay's round has #4 in flight.
+				proxy.Drop(j4.ID, 1)
 				if err := b.relay.Start(t.Context()); err != nil {
 					t.Fatal(err)
 				}
 				t.Cleanup(b.relay.Stop)
+				select {
+				case <-proxy.Dropped():
+				case <-time.After(waitTimeout):
+					t.Fatal("the relay did not publish #4")
+				}
 			}
 			n, _, owed, err := publisher.Replay(t.Context(), b.store, b.js, publisher.ReplayOptions{Since: observed.Add(tt.since)})
 			if err != nil {
