@@ -14,11 +14,12 @@ import (
 
 // Defaults of Config and StreamConfig.
 const (
-	DefaultStream         = "OSSJOBS"
-	DefaultBatchSize      = 10000
-	DefaultMaxInFlight    = 512
-	DefaultPublishTimeout = 10 * time.Second
-	DefaultPollInterval   = 5 * time.Second
+	DefaultStream          = "OSSJOBS"
+	DefaultBatchSize       = 10000
+	DefaultMaxInFlight     = 512
+	DefaultPublishTimeout  = 10 * time.Second
+	DefaultPollInterval    = 5 * time.Second
+	DefaultLockWaitWarning = time.Minute
 )
 
 // Config configures a Relay.
@@ -73,6 +74,26 @@ type Config struct {
 	// OnError, if set, is called with the error of each failed round of a
 	// started relay and each failure of its LISTEN connection.
 	OnError func(error)
+
+	// LockWaitWarning is how long rounds may find the relay lock taken
+	// before the relay logs it, once per wait (and again, at Info, when it
+	// gets the lock). Another replica holds the lock only for the length of
+	// a round, a replay for its whole run. Defaults to 1 minute.
+	LockWaitWarning time.Duration
+
+	// OnLockWait, if set, is called after each round that got or tried the
+	// lock with what LockWait then returns: how long rounds have found it
+	// taken, zero when this one got it. For a gauge such as
+	// ossjobwatch_relay_lock_wait_seconds.
+	OnLockWait func(time.Duration)
+}
+
+// idleTimeout is the round transaction's idle_in_transaction_session_timeout
+// (store.RelayRoundConfig.IdleTimeout): a round waits up to PublishTimeout
+// for each acknowledgement while its transaction idles, so three of those,
+// and at least a minute.
+func (c Config) idleTimeout() time.Duration {
+	return max(store.DefaultRelayIdleTimeout, 3*c.PublishTimeout)
 }
 
 func (c Config) withDefaults() Config {
@@ -81,6 +102,7 @@ func (c Config) withDefaults() Config {
 	c.MaxInFlight = cmp.Or(c.MaxInFlight, DefaultMaxInFlight)
 	c.PublishTimeout = cmp.Or(c.PublishTimeout, DefaultPublishTimeout)
 	c.PollInterval = cmp.Or(c.PollInterval, DefaultPollInterval)
+	c.LockWaitWarning = cmp.Or(c.LockWaitWarning, DefaultLockWaitWarning)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -112,6 +134,9 @@ func (c Config) validate() error {
 	}
 	if c.PollInterval <= 0 {
 		errs = append(errs, fmt.Errorf("Config.PollInterval: must be positive, got %s", c.PollInterval))
+	}
+	if c.LockWaitWarning <= 0 {
+		errs = append(errs, fmt.Errorf("Config.LockWaitWarning: must be positive, got %s", c.LockWaitWarning))
 	}
 	return errors.Join(errs...)
 }

@@ -33,8 +33,15 @@ const reconnectWait = time.Second
 // before an unescaped '/', '?' or '#'), and every error nats.go returns or
 // reports is scrubbed of the secrets (see RedactError).
 //
-// opts come after these defaults: credentials (nats.UserCredentials) and TLS
-// (nats.RootCAs) go there.
+// The connection does not buffer publishes while it is disconnected: one
+// made then fails at once (nats.ErrReconnectBufExceeded) and the event stays
+// in the outbox. nats.go's default buffer would send it on reconnecting,
+// possibly after the stream's duplicate window and after newer events
+// published meanwhile, storing a stale copy. opts cannot turn the buffer
+// back on.
+//
+// opts come after the other defaults: credentials (nats.UserCredentials) and
+// TLS (nats.RootCAs) go there.
 func Connect(natsURL, name string, logger *slog.Logger, opts ...nats.Option) (*nats.Conn, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -43,7 +50,7 @@ func Connect(natsURL, name string, logger *slog.Logger, opts ...nats.Option) (*n
 		return nil, err
 	}
 	scrub := func(err error) error { return RedactError(err, natsURL) }
-	nc, err := nats.Connect(natsURL, append([]nats.Option{
+	nc, err := nats.Connect(natsURL, slices.Concat([]nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(reconnectWait),
@@ -65,7 +72,7 @@ func Connect(natsURL, name string, logger *slog.Logger, opts ...nats.Option) (*n
 			}
 			logger.Error("NATS error", "err", scrub(err))
 		}),
-	}, opts...)...)
+	}, opts, []nats.Option{nats.ReconnectBufSize(-1)})...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", RedactURL(natsURL), scrub(err))
 	}

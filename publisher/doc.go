@@ -20,10 +20,26 @@
 // Events of one job reach the stream in sequence order. One relay publishes
 // at a time, whatever the number of replicas, under a PostgreSQL advisory
 // lock; it publishes in insert order, and never has two events of one job in
-// flight: a publish that failed or timed out may still be stored later (the
-// client's reconnect buffer flushes it), so a job's next event waits for the
-// previous one's acknowledgement. Events of different jobs are pipelined,
-// up to Config.MaxInFlight at a time.
+// flight: a publish that timed out may still be stored later, so a job's
+// next event waits for the previous one's acknowledgement. Events of
+// different jobs are pipelined, up to Config.MaxInFlight at a time. The
+// connection Connect makes does not buffer publishes while disconnected: a
+// publish then fails at once and its event stays in the outbox, instead of
+// being sent on reconnecting, perhaps after the duplicate window.
+//
+// Replay holds the same lock while it runs and republishes, per job, only
+// the events up to the first one the relay has not published yet; the relay
+// publishes the rest after it. From where a replay begins, the stream thus
+// holds each replayed job's events in sequence order, then its newer ones.
+// Taking each event id's first message, a job's events are always in
+// sequence order.
+//
+// A relay round is one transaction with bounded waits (see
+// store.RelayRoundConfig): a relay that vanishes mid-round loses the lock
+// within about a minute. A relay whose rounds find the lock taken for
+// longer than Config.LockWaitWarning logs it once; Relay.LockWait and
+// Config.OnLockWait expose the wait. An event's published_at is when
+// JetStream acknowledged it, on the relay's clock.
 //
 // # Messages
 //

@@ -34,12 +34,13 @@ type bundle struct {
 }
 
 // setup starts a database, a NATS server with the managed stream and a relay
-// configured by cfg (Store and JetStream filled in).
+// configured by cfg (Store and JetStream filled in). Its connection does not
+// buffer while disconnected, as publisher.Connect's.
 func setup(t *testing.T, cfg publisher.Config) *bundle {
 	t.Helper()
 	st := storetest.NewStore(t)
 	srv := natstest.Start(t)
-	nc := srv.Connect(t)
+	nc := srv.Connect(t, nats.ReconnectBufSize(-1))
 	js := newJetStream(t, nc)
 	if _, err := publisher.EnsureStream(t.Context(), js, publisher.StreamConfig{Managed: true}); err != nil {
 		t.Fatal(err)

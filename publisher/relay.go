@@ -34,6 +34,10 @@ type Relay struct {
 	mu      sync.Mutex
 	cancel  context.CancelFunc // of the started loop
 	stopped chan struct{}      // closed when the started loop has returned
+
+	lockMu       sync.Mutex
+	waitingSince time.Time // since when rounds have found the lock taken; zero if the last got it
+	waitLogged   bool      // the current wait has been logged
 }
 
 // New returns a relay, validating cfg after applying its defaults.
@@ -81,7 +85,8 @@ func (r *Relay) Drain(ctx context.Context) (int, error) {
 
 func (r *Relay) runOnce(ctx context.Context) (round, error) {
 	var oldest time.Time
-	n, locked, err := r.cfg.Store.RelayRound(ctx, r.cfg.BatchSize, func(ctx context.Context, events iter.Seq[store.OutboxEvent], ack func(string)) error {
+	rc := store.RelayRoundConfig{Limit: r.cfg.BatchSize, IdleTimeout: r.cfg.idleTimeout()}
+	n, locked, err := r.cfg.Store.RelayRoundWith(ctx, rc, func(ctx context.Context, events iter.Seq[store.OutboxEvent], ack func(string, time.Time)) error {
 		// Pulled one by one as the sender's window frees: publishing starts
 		// while the round is still reading the outbox.
 		next, stop := iter.Pull(events)
@@ -91,7 +96,7 @@ func (r *Relay) runOnce(ctx context.Context) (round, error) {
 			return ev, ok, nil
 		}
 		return r.sender.send(ctx, source, func(ev store.OutboxEvent, _ *jetstream.PubAck) {
-			ack(ev.ID)
+			ack(ev.ID, r.cfg.NowFunc())
 			if oldest.IsZero() || ev.ObservedAt.Before(oldest) {
 				oldest = ev.ObservedAt
 			}
@@ -100,10 +105,57 @@ func (r *Relay) runOnce(ctx context.Context) (round, error) {
 	if n > 0 && r.cfg.OnPublished != nil {
 		r.cfg.OnPublished(n, r.cfg.NowFunc().Sub(oldest))
 	}
+	if locked || err == nil {
+		// A round that failed before it could try the lock says nothing
+		// about it.
+		r.lockWaited(locked)
+	}
 	if err != nil {
 		return round{published: n, locked: locked}, fmt.Errorf("relay round: %w", err)
 	}
 	return round{published: n, locked: locked, full: n == r.cfg.BatchSize}, nil
+}
+
+// LockWait returns how long this relay's rounds have found the relay lock
+// taken by another relay or a replay, since the first that did; zero if the
+// last round got it. A relay that waits long is blocked: another replica's
+// round is stuck, or a replay runs.
+func (r *Relay) LockWait() time.Duration {
+	r.lockMu.Lock()
+	defer r.lockMu.Unlock()
+	if r.waitingSince.IsZero() {
+		return 0
+	}
+	return r.cfg.NowFunc().Sub(r.waitingSince)
+}
+
+// lockWaited records whether a round got the relay lock: it logs a wait
+// longer than Config.LockWaitWarning once, and its end, and reports the
+// wait to Config.OnLockWait.
+func (r *Relay) lockWaited(locked bool) {
+	now := r.cfg.NowFunc()
+	r.lockMu.Lock()
+	var wait time.Duration
+	if locked {
+		if r.waitLogged {
+			r.cfg.Logger.Info("relay lock taken", "waited", now.Sub(r.waitingSince).Round(time.Second))
+		}
+		r.waitingSince, r.waitLogged = time.Time{}, false
+	} else {
+		if r.waitingSince.IsZero() {
+			r.waitingSince = now
+		}
+		wait = now.Sub(r.waitingSince)
+		if wait >= r.cfg.LockWaitWarning && !r.waitLogged {
+			r.waitLogged = true
+			r.cfg.Logger.Warn("relay lock held elsewhere (another replica's round or a replay); not publishing",
+				"waited", wait.Round(time.Second))
+		}
+	}
+	r.lockMu.Unlock()
+	if r.cfg.OnLockWait != nil {
+		r.cfg.OnLockWait(wait)
+	}
 }
 
 // Start starts relaying in the background and returns at once. The relay

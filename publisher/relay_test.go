@@ -2,7 +2,9 @@ package publisher_test
 
 import (
 	"context"
+	"errors"
 	"iter"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -70,6 +72,11 @@ func TestRelayPublishesPendingEvents(t *testing.T) {
 	if len(lags) != 1 || lags[0] != time.Minute {
 		t.Errorf("OnPublished lags = %v, want [1m]", lags)
 	}
+	// published_at is the acknowledgement's time on the relay's clock.
+	var wrong int
+	if err := b.store.Pool().QueryRow(t.Context(), `SELECT count(*) FROM job_events WHERE published_at IS DISTINCT FROM $1`, observed.Add(time.Minute)).Scan(&wrong); err != nil || wrong != 0 {
+		t.Errorf("%d events (%v) have a published_at other than the acknowledgement's time %v", wrong, err, observed.Add(time.Minute))
+	}
 
 	if n, err := b.relay.RelayOnce(t.Context()); err != nil || n != 0 {
 		t.Fatalf("second RelayOnce = %d, %v; want 0, nil", n, err)
@@ -113,9 +120,6 @@ func TestRelaySurvivesNATSOutage(t *testing.T) {
 		t.Fatalf("%d events pending after the failed rounds, want all %d", p, len(want))
 	}
 
-	// The client's reconnect buffer holds the first event of each job: it
-	// reaches the stream on reconnecting, and the relay's retry of it is a
-	// duplicate.
 	b.nats.Restart(t)
 	natstest.WaitStatus(t, status, nats.CONNECTED)
 	n, err := b.relay.Drain(t.Context())
@@ -158,7 +162,7 @@ func TestRelayStoppedBetweenAckAndMark(t *testing.T) {
 
 	// The round publishes, then loses its database connection before it can
 	// mark the events: they are in the stream and still pending.
-	_, _, err := b.store.RelayRound(t.Context(), 100, func(ctx context.Context, events iter.Seq[store.OutboxEvent], ack func(string)) error {
+	_, _, err := b.store.RelayRound(t.Context(), 100, func(ctx context.Context, events iter.Seq[store.OutboxEvent], ack func(string, time.Time)) error {
 		batch := slices.Collect(events)
 		var acked []string
 		err := b.relay.Publish(ctx, batch, func(ev store.OutboxEvent, _ *jetstream.PubAck) { acked = append(acked, ev.ID) })
@@ -169,7 +173,7 @@ func TestRelayStoppedBetweenAckAndMark(t *testing.T) {
 			t.Errorf("terminated %d relay connections (%v), want 1", killed, err)
 		}
 		for _, id := range acked {
-			ack(id)
+			ack(id, time.Now())
 		}
 		return err
 	})
@@ -186,13 +190,13 @@ func TestRelayStoppedBetweenAckAndMark(t *testing.T) {
 	// The next round publishes them again: JetStream acknowledges each as a
 	// duplicate and stores nothing.
 	var dups int
-	n, _, err := b.store.RelayRound(t.Context(), 100, func(ctx context.Context, events iter.Seq[store.OutboxEvent], ack func(string)) error {
+	n, _, err := b.store.RelayRound(t.Context(), 100, func(ctx context.Context, events iter.Seq[store.OutboxEvent], ack func(string, time.Time)) error {
 		batch := slices.Collect(events)
 		return b.relay.Publish(ctx, batch, func(ev store.OutboxEvent, pa *jetstream.PubAck) {
 			if pa.Duplicate {
 				dups++
 			}
-			ack(ev.ID)
+			ack(ev.ID, time.Now())
 		})
 	})
 	if err != nil || n != len(want) {
@@ -204,11 +208,17 @@ func TestRelayStoppedBetweenAckAndMark(t *testing.T) {
 	checkStream(t, b.js, want)
 }
 
+// TestTwoRelaysPublishEachEventOnce runs two relays at once, each on a
+// connection through a proxy that counts the publishes on the wire: the
+// relay lock must let one publish each event, once. (JetStream would drop
+// a second publication as a duplicate, so the stream alone cannot tell.)
 func TestTwoRelaysPublishEachEventOnce(t *testing.T) {
 	t.Parallel()
 	cfg := publisher.Config{BatchSize: 100}
 	b := setup(t, cfg)
-	other := newRelay(t, b.store, newJetStream(t, b.nats.Connect(t)), cfg)
+	proxy := natstest.NewProxy(t, b.nats)
+	b.relay = newRelay(t, b.store, newJetStream(t, proxy.Connect(t)), cfg)
+	other := newRelay(t, b.store, newJetStream(t, proxy.Connect(t)), cfg)
 	want := insertShuffled(t, b.store, "t1", 100, 15, 100)
 
 	var wg sync.WaitGroup
@@ -228,6 +238,16 @@ func TestTwoRelaysPublishEachEventOnce(t *testing.T) {
 	}
 	t.Logf("published per relay: %v", counts)
 	checkStream(t, b.js, want)
+	published := proxy.Published()
+	twice := 0
+	for id := range want {
+		if published[id] != 1 {
+			twice++
+		}
+	}
+	if twice > 0 {
+		t.Errorf("%d events were not published exactly once on the wire", twice)
+	}
 }
 
 func TestListenWakesStartedRelay(t *testing.T) {
@@ -327,5 +347,171 @@ func TestNewValidatesConfig(t *testing.T) {
 	}
 	if _, err := publisher.New(publisher.Config{Store: st, JetStream: js}); err != nil {
 		t.Errorf("New with defaults: %v", err)
+	}
+}
+
+// TestRelayDoesNotBufferAcrossADisconnect publishes while NATS is down on a
+// connection made by publisher.Connect: the publish must fail at once,
+// rather than wait in the client's reconnect buffer to be sent, possibly
+// after newer events, on reconnecting; the events stay pending, and after
+// the reconnection the relay publishes them, each stored by its publish
+// (not acknowledged as a duplicate of a buffered copy).
+func TestRelayDoesNotBufferAcrossADisconnect(t *testing.T) {
+	t.Parallel()
+	st := storetest.NewStore(t)
+	srv := natstest.Start(t)
+	nc, err := publisher.Connect(srv.URL(), "test", slog.New(slog.NewTextHandler(t.Output(), nil)),
+		nats.ReconnectWait(20*time.Millisecond), nats.ReconnectJitter(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := publisher.NewJetStream(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := publisher.EnsureStream(t.Context(), js, publisher.StreamConfig{Managed: true}); err != nil {
+		t.Fatal(err)
+	}
+	// Acknowledgements are awaited for longer than the test: a failure
+	// must come from the publish itself.
+	relay := newRelay(t, st, js, publisher.Config{PublishTimeout: time.Hour})
+	want := insertJobs(t, st, "t1", 3, 2)
+	status := nc.StatusChanged(nats.RECONNECTING, nats.CONNECTED)
+
+	srv.Shutdown()
+	natstest.WaitStatus(t, status, nats.RECONNECTING)
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	n, err := relay.RelayOnce(ctx)
+	cancel()
+	if !errors.Is(err, nats.ErrReconnectBufExceeded) || n != 0 {
+		t.Fatalf("RelayOnce while disconnected = %d, %v; want 0 and nats.ErrReconnectBufExceeded", n, err)
+	}
+	if p := pending(t, st); p != int64(len(want)) {
+		t.Fatalf("%d events pending, want all %d", p, len(want))
+	}
+
+	srv.Restart(t)
+	natstest.WaitStatus(t, status, nats.CONNECTED)
+	var dups []string
+	n, _, err = st.RelayRound(t.Context(), 100, func(ctx context.Context, events iter.Seq[store.OutboxEvent], ack func(string, time.Time)) error {
+		return relay.Publish(ctx, slices.Collect(events), func(ev store.OutboxEvent, pa *jetstream.PubAck) {
+			if pa.Duplicate {
+				dups = append(dups, ev.ID)
+			}
+			ack(ev.ID, time.Now())
+		})
+	})
+	if err != nil || n != len(want) {
+		t.Fatalf("round after reconnecting = %d, %v; want %d, nil", n, err, len(want))
+	}
+	if len(dups) > 0 {
+		t.Errorf("%d events were in the stream before the relay published them after reconnecting: a buffered copy got there first", len(dups))
+	}
+	checkStream(t, js, want)
+}
+
+// TestRelayHoldsAJobsNextEventUntilTheLastIsAcknowledged loses one publish
+// on its way to NATS while the job's next event would go through: the
+// relay must not publish the next one before the lost one is acknowledged,
+// or the stream gets them out of order.
+func TestRelayHoldsAJobsNextEventUntilTheLastIsAcknowledged(t *testing.T) {
+	t.Parallel()
+	st := storetest.NewStore(t)
+	srv := natstest.Start(t)
+	if _, err := publisher.EnsureStream(t.Context(), newJetStream(t, srv.Connect(t)), publisher.StreamConfig{Managed: true}); err != nil {
+		t.Fatal(err)
+	}
+	proxy := natstest.NewProxy(t, srv)
+	js := newJetStream(t, proxy.Connect(t))
+	// The lost publish is given up after PublishTimeout.
+	relay := newRelay(t, st, js, publisher.Config{PublishTimeout: time.Second, MaxInFlight: 16})
+	want := insertJobs(t, st, "t1", 3, 3)
+	for id, ev := range want {
+		if ev.JobID == "job-1" && ev.Sequence == 1 {
+			proxy.Drop(id, 1)
+		}
+	}
+
+	for round := 1; pending(t, st) > 0; round++ {
+		if round > 5 {
+			t.Fatalf("%d events still pending after %d rounds", pending(t, st), round-1)
+		}
+		n, err := relay.RelayOnce(t.Context())
+		t.Logf("round %d: published %d, %v", round, n, err)
+	}
+	select {
+	case <-proxy.Dropped():
+	default:
+		t.Fatal("the proxy dropped nothing")
+	}
+	checkStream(t, js, want)
+}
+
+// TestRelayReportsALongLockWait holds the relay lock, as a replay or a
+// stuck replica's round would, while the relay's rounds try for it on a
+// fake clock: the relay must publish nothing, report the wait to
+// LockWait and OnLockWait, log it once past LockWaitWarning (not per
+// round), and report zero again once it has the lock.
+func TestRelayReportsALongLockWait(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	now := observed
+	advance := func(d time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(d)
+	}
+	var waits []time.Duration
+	logs := syncBuffer{written: newSignal()}
+	b := setup(t, publisher.Config{
+		NowFunc: func() time.Time {
+			mu.Lock()
+			defer mu.Unlock()
+			return now
+		},
+		OnLockWait: func(d time.Duration) { waits = append(waits, d) },
+		Logger:     slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	insertJobs(t, b.store, "t1", 2, 1)
+
+	unlock, err := b.store.LockRelay(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	round := func() {
+		t.Helper()
+		if _, err := b.relay.RelayOnce(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, step := range []time.Duration{0, 30 * time.Second, 30 * time.Second, 10 * time.Second, 10 * time.Second} {
+		advance(step)
+		round()
+	}
+	if p := pending(t, b.store); p != 2 {
+		t.Errorf("%d events pending while the lock was held elsewhere, want 2", p)
+	}
+	if got := b.relay.LockWait(); got != 80*time.Second {
+		t.Errorf("LockWait = %s, want 1m20s", got)
+	}
+	if want := []time.Duration{0, 30 * time.Second, time.Minute, 70 * time.Second, 80 * time.Second}; !slices.Equal(waits, want) {
+		t.Errorf("OnLockWait got %v, want %v", waits, want)
+	}
+	if n := strings.Count(logs.String(), "relay lock held elsewhere"); n != 1 || !strings.Contains(logs.String(), "waited=1m0s") {
+		t.Errorf("logged the wait %d times, want once with waited=1m0s:\n%s", n, logs.String())
+	}
+
+	unlock()
+	advance(5 * time.Second)
+	waits = nil
+	if n, err := b.relay.RelayOnce(t.Context()); err != nil || n != 2 {
+		t.Fatalf("RelayOnce after the lock was released = %d, %v; want 2, nil", n, err)
+	}
+	if got := b.relay.LockWait(); got != 0 || !slices.Equal(waits, []time.Duration{0}) {
+		t.Errorf("after getting the lock: LockWait = %s, OnLockWait got %v; want 0 and [0]", got, waits)
+	}
+	if !strings.Contains(logs.String(), "relay lock taken") || !strings.Contains(logs.String(), "waited=1m25s") {
+		t.Errorf("the end of the wait was not logged:\n%s", logs.String())
 	}
 }

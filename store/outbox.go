@@ -1,11 +1,13 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"iter"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"time"
 
@@ -29,6 +31,11 @@ const (
 	// cancelled: the events are in the stream, and not marking them means
 	// publishing them again.
 	markTimeout = 5 * time.Second
+
+	// Defaults of RelayRoundConfig: see there.
+	DefaultRelayIdleTimeout      = time.Minute
+	DefaultRelayStatementTimeout = 30 * time.Second
+	DefaultRelayLockTimeout      = 10 * time.Second
 
 	// The LISTEN connection reconnects after min, doubling up to max.
 	listenMinBackoff = 100 * time.Millisecond
@@ -54,23 +61,74 @@ type OutboxEvent struct {
 	// Payload is the exact message body.
 	Payload    []byte
 	ObservedAt time.Time
+	// Owed is set by EventsSince on an event not yet published, or one
+	// after such an event of its job: the relay owes them.
+	Owed bool
 }
 
 // PublishFunc publishes a round's events in order. events yields them as
 // they are read from the database (it blocks while the next is read, and
 // ends early if ctx is done); ack takes the id of each event JetStream
-// acknowledged, as the acknowledgements come (from one goroutine at a
-// time). It returns an error if it could not publish them all.
-type PublishFunc func(ctx context.Context, events iter.Seq[OutboxEvent], ack func(id string)) error
+// acknowledged and when it was acknowledged, as the acknowledgements come
+// (from one goroutine at a time). It returns an error if it could not
+// publish them all.
+type PublishFunc func(ctx context.Context, events iter.Seq[OutboxEvent], ack func(id string, at time.Time)) error
 
-// RelayRound publishes up to limit unpublished events, in insert order, with
-// publish, and marks published those publish reports acknowledged.
+// RelayRoundConfig configures a relay round.
+type RelayRoundConfig struct {
+	// Limit is the most events the round publishes. Required: positive.
+	Limit int
+
+	// IdleTimeout is the round transaction's
+	// idle_in_transaction_session_timeout. The transaction is idle while
+	// the round waits for acknowledgements; if the relay vanishes (a power
+	// loss, a partition), the server ends its session after this long and
+	// so releases the relay lock, which it would otherwise hold until TCP
+	// keepalive noticed, two hours by default. It must exceed the longest
+	// wait for an acknowledgement. Defaults to 1 minute.
+	IdleTimeout time.Duration
+
+	// StatementTimeout bounds each statement of the round's transaction
+	// (statement_timeout), LockTimeout each of its waits for a lock
+	// (lock_timeout): marking needs row locks that a stuck session could
+	// hold. Default to 30 and 10 seconds.
+	StatementTimeout time.Duration
+	LockTimeout      time.Duration
+}
+
+func (c RelayRoundConfig) withDefaults() RelayRoundConfig {
+	c.IdleTimeout = cmp.Or(c.IdleTimeout, DefaultRelayIdleTimeout)
+	c.StatementTimeout = cmp.Or(c.StatementTimeout, DefaultRelayStatementTimeout)
+	c.LockTimeout = cmp.Or(c.LockTimeout, DefaultRelayLockTimeout)
+	return c
+}
+
+func (c RelayRoundConfig) validate() error {
+	switch {
+	case c.Limit < 1:
+		return fmt.Errorf("limit must be positive, got %d", c.Limit)
+	case c.IdleTimeout < 0 || c.StatementTimeout < 0 || c.LockTimeout < 0:
+		return errors.New("timeouts must not be negative")
+	}
+	return nil
+}
+
+// RelayRound is RelayRoundWith with the default timeouts.
+func (s *Store) RelayRound(ctx context.Context, limit int, publish PublishFunc) (published int, locked bool, err error) {
+	return s.RelayRoundWith(ctx, RelayRoundConfig{Limit: limit}, publish)
+}
+
+// RelayRoundWith publishes up to cfg.Limit unpublished events, in insert
+// order, with publish, and marks published those publish reports
+// acknowledged, each with the time of its acknowledgement (or its
+// observed_at, if that is later: clocks differ).
 //
-// It runs in one transaction holding a transaction-scoped advisory lock. If
-// another relay holds it, RelayRound publishes nothing and returns locked
-// false: that relay is publishing the same events. A relay that dies between
-// the acknowledgement and the commit leaves its events unpublished, to be
-// published again and dropped by JetStream as duplicates.
+// It runs in one transaction holding a transaction-scoped advisory lock, the
+// relay lock, bounded by cfg's timeouts. If another relay (or a replay, see
+// LockRelay) holds it, RelayRoundWith publishes nothing and returns locked
+// false. A relay that dies between the acknowledgement and the commit leaves
+// its events unpublished, to be published again and dropped by JetStream as
+// duplicates.
 //
 // Marking goes on while publish runs, on the acknowledgements so far, so
 // that the database's work overlaps the publishing instead of following it.
@@ -78,9 +136,10 @@ type PublishFunc func(ctx context.Context, events iter.Seq[OutboxEvent], ack fun
 // cancelled while it runs (within a short timeout): they are in the stream.
 // publish's error is returned after the commit, joined with any error
 // marking or committing.
-func (s *Store) RelayRound(ctx context.Context, limit int, publish PublishFunc) (published int, locked bool, err error) {
-	if limit < 1 {
-		return 0, false, fmt.Errorf("relay round: limit must be positive, got %d", limit)
+func (s *Store) RelayRoundWith(ctx context.Context, cfg RelayRoundConfig, publish PublishFunc) (published int, locked bool, err error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return 0, false, fmt.Errorf("relay round: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
 		return 0, false, err
@@ -100,16 +159,22 @@ func (s *Store) RelayRound(ctx context.Context, limit int, publish PublishFunc) 
 	err = s.WithTx(txCtx, func(tx pgx.Tx) error {
 		// The commit need not wait for its WAL to reach the disk: if the
 		// database loses it in a crash, the events are published again and
-		// dropped as duplicates, and each round is spared a flush.
+		// dropped as duplicates, and each round is spared a flush. The
+		// timeouts are set first: they bound the rest.
 		if err := tx.QueryRow(ctx, `
-			SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)), set_config('synchronous_commit', 'off', true)`,
-			relayLockName).Scan(&locked, nil); err != nil {
+			SELECT set_config('idle_in_transaction_session_timeout', $2, true),
+				set_config('statement_timeout', $3, true),
+				set_config('lock_timeout', $4, true),
+				set_config('synchronous_commit', 'off', true),
+				pg_try_advisory_xact_lock(hashtextextended($1, 0))`,
+			relayLockName, pgMillis(cfg.IdleTimeout), pgMillis(cfg.StatementTimeout), pgMillis(cfg.LockTimeout),
+		).Scan(nil, nil, nil, nil, &locked); err != nil {
 			return fmt.Errorf("take relay lock: %w", err)
 		}
 		if !locked {
 			return nil
 		}
-		published, pubErr, err = s.publishAndMark(ctx, txCtx, tx, limit, publish)
+		published, pubErr, err = s.publishAndMark(ctx, txCtx, tx, cfg.Limit, publish)
 		commitDeadline = time.AfterFunc(markTimeout, cancelTx)
 		return err
 	})
@@ -119,17 +184,29 @@ func (s *Store) RelayRound(ctx context.Context, limit int, publish PublishFunc) 
 	return published, locked, pubErr
 }
 
-// acks hands acknowledged ids from the publishing goroutine to the marking
+// pgMillis formats d for set_config: whole milliseconds, at least 1 (0
+// would mean no limit).
+func pgMillis(d time.Duration) string {
+	return strconv.FormatInt(max(d.Milliseconds(), 1), 10) + "ms"
+}
+
+// ack is one acknowledgement.
+type ack struct {
+	id string
+	at time.Time
+}
+
+// acks hands acknowledgements from the publishing goroutine to the marking
 // one.
 type acks struct {
 	mu   sync.Mutex
-	ids  []string
-	more chan struct{} // holds a signal when ids has some
+	acks []ack
+	more chan struct{} // holds a signal when acks has some
 }
 
-func (a *acks) add(id string) {
+func (a *acks) add(id string, at time.Time) {
 	a.mu.Lock()
-	a.ids = append(a.ids, id)
+	a.acks = append(a.acks, ack{id, at})
 	a.mu.Unlock()
 	select {
 	case a.more <- struct{}{}:
@@ -137,12 +214,12 @@ func (a *acks) add(id string) {
 	}
 }
 
-func (a *acks) take() []string {
+func (a *acks) take() []ack {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	ids := a.ids
-	a.ids = nil
-	return ids
+	acks := a.acks
+	a.acks = nil
+	return acks
 }
 
 // publishAndMark hands the round's events to publish, running on a
@@ -222,8 +299,8 @@ func (s *Store) publishAndMark(ctx, txCtx context.Context, tx pgx.Tx, limit int,
 				finished = true
 			}
 		}
-		ids := a.take()
-		if len(ids) == 0 {
+		taken := a.take()
+		if len(taken) == 0 {
 			if finished {
 				// A read that broke off is publish's failure, not the
 				// round's: what was acknowledged is in the stream and is
@@ -232,21 +309,28 @@ func (s *Store) publishAndMark(ctx, txCtx context.Context, tx pgx.Tx, limit int,
 			}
 			continue
 		}
-		positions := make([]int64, 0, len(ids))
+		positions := make([]int64, 0, len(taken))
+		times := make([]time.Time, 0, len(taken))
 		posMu.Lock()
-		for _, id := range ids {
-			if pos, ok := posOf[id]; ok {
+		for _, a := range taken {
+			if pos, ok := posOf[a.id]; ok {
 				positions = append(positions, pos)
-				delete(posOf, id)
+				times = append(times, a.at)
+				delete(posOf, a.id)
 			}
 		}
 		posMu.Unlock()
+		// published_at is when JetStream acknowledged the event, not the
+		// round's start (now()), and never before the event was observed.
 		markCtx, cancel := context.WithTimeout(txCtx, markTimeout)
 		tag, err := tx.Exec(markCtx, `
 			WITH marked AS (
-				UPDATE job_events SET published_at = now() WHERE pos = ANY($1::bigint[]) AND published_at IS NULL RETURNING pos
+				UPDATE job_events e SET published_at = greatest(a.at, e.observed_at)
+				FROM unnest($1::bigint[], $2::timestamptz[]) a(pos, at)
+				WHERE e.pos = a.pos AND e.published_at IS NULL
+				RETURNING e.pos
 			)
-			DELETE FROM outbox WHERE pos IN (SELECT pos FROM marked)`, positions)
+			DELETE FROM outbox WHERE pos IN (SELECT pos FROM marked)`, positions, times)
 		cancel()
 		if err != nil {
 			if !finished {
@@ -254,7 +338,7 @@ func (s *Store) publishAndMark(ctx, txCtx context.Context, tx pgx.Tx, limit int,
 				cancelPub()
 				pubErr = <-done
 			}
-			return marked, pubErr, fmt.Errorf("mark %d events published: %w", len(ids), err)
+			return marked, pubErr, fmt.Errorf("mark %d events published: %w", len(taken), err)
 		}
 		marked += int(tag.RowsAffected())
 	}
@@ -296,34 +380,95 @@ func (s *Store) OutboxStats(ctx context.Context) (pending int64, oldest time.Tim
 
 // EventsSince returns the events observed at or after since, published or
 // not, in insert order, for replay. target and jobID narrow them down; ""
-// means any. Rows are streamed as they are read: the iteration holds a
-// connection until it ends. The first error ends it.
+// means any.
+//
+// A job's events from its first unpublished one on come with Owed set: the
+// relay owes them, and a replay that published them, or anything after them,
+// would put them in the stream out of order. A replay holds the relay lock
+// (LockRelay) while it iterates, so that no relay publishes meanwhile.
+//
+// Rows are streamed as they are read: the iteration holds a connection until
+// it ends. The first error ends it.
 func (s *Store) EventsSince(ctx context.Context, since time.Time, target, jobID string) iter.Seq2[OutboxEvent, error] {
 	return func(yield func(OutboxEvent, error) bool) {
+		fail := func(err error) {
+			yield(OutboxEvent{}, fmt.Errorf("read events since %s: %w", since.Format(time.RFC3339), err))
+		}
 		rows, err := s.pool.Query(ctx, `
-			SELECT pos, id, target, job_id, subject, sequence, payload, observed_at
+			SELECT pos, id, target, job_id, subject, sequence, payload, observed_at, published_at IS NULL
 			FROM job_events
 			WHERE observed_at >= $1 AND ($2 = '' OR target = $2) AND ($3 = '' OR job_id = $3)
 			ORDER BY pos`, since, target, jobID)
 		if err != nil {
-			yield(OutboxEvent{}, fmt.Errorf("read events since %s: %w", since.Format(time.RFC3339), err))
+			fail(err)
 			return
 		}
 		defer rows.Close()
+		// A job's events are inserted, and published, in sequence order:
+		// once one is pending, so are the rest.
+		owed := map[[2]string]bool{}
 		for rows.Next() {
-			ev, err := scanOutboxEvent(rows)
-			if err != nil {
-				yield(OutboxEvent{}, fmt.Errorf("read events since %s: %w", since.Format(time.RFC3339), err))
+			var ev OutboxEvent
+			var id uuid.UUID
+			var pending bool
+			if err := rows.Scan(&ev.Pos, &id, &ev.Target, &ev.JobID, &ev.Subject, &ev.Sequence, &ev.Payload, &ev.ObservedAt, &pending); err != nil {
+				fail(err)
 				return
+			}
+			ev.ID = id.String()
+			key := [2]string{ev.Target, ev.JobID}
+			if pending || owed[key] {
+				owed[key], ev.Owed = true, true
 			}
 			if !yield(ev, nil) {
 				return
 			}
 		}
 		if err := rows.Err(); err != nil {
-			yield(OutboxEvent{}, fmt.Errorf("read events since %s: %w", since.Format(time.RFC3339), err))
+			fail(err)
 		}
 	}
+}
+
+// LockRelay waits until it holds the relay lock, the one each relay round
+// takes, and holds it until unlock is called: no relay publishes meanwhile.
+// Replay holds it so that a job's events reach the stream in order. Relays
+// find the lock taken and wait; unlock wakes them with an outbox
+// notification.
+//
+// The lock is held by a connection of its own, outside the pool, which
+// unlock closes: if the process dies, the server releases the lock with the
+// session.
+func (s *Store) LockRelay(ctx context.Context) (unlock func(), err error) {
+	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig)
+	if err != nil {
+		return nil, fmt.Errorf("take relay lock: connect: %w", err)
+	}
+	closeConn := func() {
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+		defer cancel()
+		_ = conn.Close(closeCtx) // the session, and its lock, end with it
+	}
+	// Relay rounds are short: wait for the one in progress however long the
+	// session's defaults would allow, as ctx decides.
+	if _, err := conn.Exec(ctx, `
+		SELECT set_config('lock_timeout', '0', false), set_config('statement_timeout', '0', false),
+			pg_advisory_lock(hashtextextended($1, 0))`, relayLockName); err != nil {
+		closeConn()
+		return nil, fmt.Errorf("take relay lock: %w", err)
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			// Unlocked before closing: the server ends a closed session,
+			// and releases its locks, only some time after.
+			unlockCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+			defer cancel()
+			_, _ = conn.Exec(unlockCtx, `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, relayLockName)
+			closeConn()
+			_, _ = s.pool.Exec(unlockCtx, `SELECT pg_notify($1, '')`, OutboxChannel)
+		})
+	}, nil
 }
 
 // ListenOutbox listens for OutboxChannel notifications, which sweeps send

@@ -59,11 +59,11 @@ func pendingCount(t *testing.T, st *store.Store) int64 {
 // ackAll is a publish function that acknowledges every event and records
 // the batches it saw.
 func ackAll(batches *[][]store.OutboxEvent) store.PublishFunc {
-	return func(_ context.Context, events iter.Seq[store.OutboxEvent], ack func(string)) error {
+	return func(_ context.Context, events iter.Seq[store.OutboxEvent], ack func(string, time.Time)) error {
 		batch := slices.Collect(events)
 		*batches = append(*batches, batch)
 		for _, ev := range batch {
-			ack(ev.ID)
+			ack(ev.ID, time.Now())
 		}
 		return nil
 	}
@@ -115,10 +115,10 @@ func TestRelayRoundMarksWhatWasAckedOnFailure(t *testing.T) {
 	insertJobs(t, st, "t1", 4, 1)
 	boom := errors.New("boom")
 
-	n, _, err := st.RelayRound(t.Context(), 10, func(_ context.Context, events iter.Seq[store.OutboxEvent], ack func(string)) error {
+	n, _, err := st.RelayRound(t.Context(), 10, func(_ context.Context, events iter.Seq[store.OutboxEvent], ack func(string, time.Time)) error {
 		batch := slices.Collect(events)
-		ack(batch[0].ID)
-		ack(batch[1].ID)
+		ack(batch[0].ID, time.Now())
+		ack(batch[1].ID, time.Now())
 		return boom
 	})
 	if !errors.Is(err, boom) || n != 2 {
@@ -135,11 +135,11 @@ func TestRelayRoundMarksAfterCancel(t *testing.T) {
 	insertJobs(t, st, "t1", 3, 1)
 	ctx, cancel := context.WithCancel(t.Context())
 
-	n, _, err := st.RelayRound(ctx, 10, func(ctx context.Context, events iter.Seq[store.OutboxEvent], ack func(string)) error {
+	n, _, err := st.RelayRound(ctx, 10, func(ctx context.Context, events iter.Seq[store.OutboxEvent], ack func(string, time.Time)) error {
 		batch := slices.Collect(events)
 		cancel() // a shutdown while the acknowledgements came in
 		for _, ev := range batch {
-			ack(ev.ID)
+			ack(ev.ID, time.Now())
 		}
 		return ctx.Err()
 	})
@@ -157,16 +157,16 @@ func TestRelayRoundStopsPublishingWhenMarkingFails(t *testing.T) {
 	insertJobs(t, st, "t1", 3, 1)
 
 	var publishCtxErr error
-	_, _, err := st.RelayRound(t.Context(), 10, func(ctx context.Context, events iter.Seq[store.OutboxEvent], ack func(string)) error {
+	_, _, err := st.RelayRound(t.Context(), 10, func(ctx context.Context, events iter.Seq[store.OutboxEvent], ack func(string, time.Time)) error {
 		batch := slices.Collect(events)
-		ack(batch[0].ID)
+		ack(batch[0].ID, time.Now())
 		var killed int
 		if err := st.Pool().QueryRow(t.Context(), `
 			SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 			WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL`).Scan(&killed); err != nil || killed != 1 {
 			t.Errorf("terminated %d relay connections (%v), want 1", killed, err)
 		}
-		ack(batch[1].ID)
+		ack(batch[1].ID, time.Now())
 		select {
 		case <-ctx.Done():
 			publishCtxErr = ctx.Err()
@@ -192,7 +192,7 @@ func TestRelayRoundOneRelayAtATime(t *testing.T) {
 
 	var inner [][]store.OutboxEvent
 	var outer [][]store.OutboxEvent
-	_, _, err := st.RelayRound(t.Context(), 10, func(ctx context.Context, events iter.Seq[store.OutboxEvent], ack func(string)) error {
+	_, _, err := st.RelayRound(t.Context(), 10, func(ctx context.Context, events iter.Seq[store.OutboxEvent], ack func(string, time.Time)) error {
 		batch := slices.Collect(events)
 		n, locked, err := st.RelayRound(ctx, 10, ackAll(&inner))
 		if n != 0 || locked || err != nil {
@@ -240,6 +240,7 @@ func TestEventsSince(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	owed := map[string]bool{}
 	collect := func(since time.Time, target, jobID string) []string {
 		var out []string
 		for ev, err := range st.EventsSince(t.Context(), since, target, jobID) {
@@ -247,6 +248,7 @@ func TestEventsSince(t *testing.T) {
 				t.Fatal(err)
 			}
 			out = append(out, ev.ID)
+			owed[ev.ID] = ev.Owed
 		}
 		return out
 	}
@@ -266,6 +268,12 @@ func TestEventsSince(t *testing.T) {
 	for _, tt := range tests {
 		if got := collect(tt.since, tt.target, tt.jobID); !slices.Equal(got, tt.want) {
 			t.Errorf("%s: EventsSince = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	// The round published each job of a its first event; the rest is owed.
+	for _, ev := range append(a, b...) {
+		if want := ev.ID != a[0].ID && ev.ID != a[1].ID; owed[ev.ID] != want {
+			t.Errorf("event %s #%d: Owed = %v, want %v", ev.JobID, ev.Sequence, owed[ev.ID], want)
 		}
 	}
 
@@ -359,18 +367,18 @@ func TestRelayRoundCommitsAcksWhenTheReadBreaks(t *testing.T) {
 	insertJobs(t, st, "t1", 40000, 1)
 
 	var acked []string
-	n, _, err := st.RelayRound(t.Context(), 40000, func(ctx context.Context, events iter.Seq[store.OutboxEvent], ack func(string)) error {
+	n, _, err := st.RelayRound(t.Context(), 40000, func(ctx context.Context, events iter.Seq[store.OutboxEvent], ack func(string, time.Time)) error {
 		i := 0
 		for ev := range events {
 			if i < 10 {
-				ack(ev.ID)
+				ack(ev.ID, time.Now())
 				acked = append(acked, ev.ID)
 			}
 			if i == 10 {
 				var killed int
 				if err := st.Pool().QueryRow(ctx, `
 					SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-					WHERE pid <> pg_backend_pid() AND query LIKE '%CROSS JOIN LATERAL%'`).Scan(&killed); err != nil {
+					WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE '%CROSS JOIN LATERAL%'`).Scan(&killed); err != nil {
 					return err
 				}
 				if killed != 1 {
@@ -393,5 +401,161 @@ func TestRelayRoundCommitsAcksWhenTheReadBreaks(t *testing.T) {
 	}
 	if marked != 10 {
 		t.Errorf("%d of the 10 acknowledged events are marked published", marked)
+	}
+}
+
+// TestRelayRoundRecordsAcknowledgementTimes checks that published_at is when
+// each event was acknowledged, late in a round included, and never before
+// the event was observed (the poller's clock may run ahead of the
+// database's).
+func TestRelayRoundRecordsAcknowledgementTimes(t *testing.T) {
+	t.Parallel()
+	st := storetest.NewStore(t)
+	ahead := storetest.NewEvent(t, "t1", "ahead", 1, time.Now().Add(time.Hour))
+	late := storetest.NewEvent(t, "t1", "late", 1, outboxObserved)
+	storetest.InsertEvents(t, st, "t1", ahead, late)
+
+	var lateAck time.Time
+	n, _, err := st.RelayRound(t.Context(), 10, func(_ context.Context, events iter.Seq[store.OutboxEvent], ack func(string, time.Time)) error {
+		batch := slices.Collect(events)
+		ack(batch[0].ID, time.Now())
+		// The second acknowledgement comes late in the round: after the
+		// transaction began and after the first was marked.
+		lateAck = time.Now()
+		ack(batch[1].ID, lateAck)
+		return nil
+	})
+	if err != nil || n != 2 {
+		t.Fatalf("RelayRound = %d, %v; want 2, nil", n, err)
+	}
+	publishedAt := func(id string) (published, observed time.Time) {
+		t.Helper()
+		if err := st.Pool().QueryRow(t.Context(), `SELECT published_at, observed_at FROM job_events WHERE id = $1`, id).Scan(&published, &observed); err != nil {
+			t.Fatal(err)
+		}
+		return published, observed
+	}
+	if p, o := publishedAt(ahead.ID); p.Before(o) {
+		t.Errorf("event observed ahead of the clock: published_at %v before observed_at %v", p, o)
+	}
+	if p, _ := publishedAt(late.ID); p.Before(lateAck.Truncate(time.Microsecond)) {
+		t.Errorf("event acknowledged late: published_at %v before its acknowledgement at %v", p, lateAck)
+	}
+}
+
+// TestRelayRoundIdleTimeoutReleasesTheLock stalls a round, as a relay that
+// vanished mid-round would: the server must end its session after
+// IdleTimeout, releasing the relay lock, and the stalled round must not
+// commit.
+func TestRelayRoundIdleTimeoutReleasesTheLock(t *testing.T) {
+	t.Parallel()
+	st := storetest.NewStore(t)
+	insertJobs(t, st, "t1", 3, 1)
+
+	cfg := store.RelayRoundConfig{Limit: 10, IdleTimeout: 200 * time.Millisecond}
+	var otherGotLock bool
+	_, _, err := st.RelayRoundWith(t.Context(), cfg, func(ctx context.Context, events iter.Seq[store.OutboxEvent], ack func(string, time.Time)) error {
+		batch := slices.Collect(events)
+		// Stall, acknowledging nothing, until another round gets the lock.
+		deadline := time.After(15 * time.Second)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			var batches [][]store.OutboxEvent
+			n, locked, err := st.RelayRound(ctx, 10, ackAll(&batches))
+			if err != nil {
+				return err
+			}
+			if locked {
+				otherGotLock = n == len(batch)
+				break
+			}
+			select {
+			case <-tick.C:
+			case <-deadline:
+				t.Error("the stalled round's lock was never released")
+				return errors.New("stalled")
+			}
+		}
+		ack(batch[0].ID, time.Now())
+		return nil
+	})
+	if err == nil {
+		t.Fatal("a round whose session the server ended succeeded")
+	}
+	t.Logf("stalled round: %v", err)
+	if !otherGotLock {
+		t.Error("the other round did not publish the events")
+	}
+	if p := pendingCount(t, st); p != 0 {
+		t.Errorf("pending = %d, want 0", p)
+	}
+}
+
+func TestRelayRoundRejectsBadConfig(t *testing.T) {
+	t.Parallel()
+	st := storetest.NewStore(t)
+	if _, _, err := st.RelayRoundWith(t.Context(), store.RelayRoundConfig{Limit: 1, IdleTimeout: -time.Second}, nil); err == nil {
+		t.Error("RelayRoundWith with a negative timeout succeeded")
+	}
+}
+
+// TestLockRelay checks that a held relay lock stops relay rounds until it is
+// released, and that releasing it wakes the listeners.
+func TestLockRelay(t *testing.T) {
+	t.Parallel()
+	st := storetest.NewStore(t)
+	insertJobs(t, st, "t1", 2, 1)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	wake := st.ListenOutbox(ctx, nil)
+	<-wake // on connecting
+
+	unlock, err := st.LockRelay(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var batches [][]store.OutboxEvent
+	if n, locked, err := st.RelayRound(t.Context(), 10, ackAll(&batches)); n != 0 || locked || err != nil {
+		t.Fatalf("RelayRound under LockRelay = %d, %v, %v; want 0, false, nil", n, locked, err)
+	}
+	unlock()
+	unlock() // a second call does nothing
+	select {
+	case <-wake:
+	case <-time.After(10 * time.Second):
+		t.Fatal("unlock sent no notification")
+	}
+	if n, locked, err := st.RelayRound(t.Context(), 10, ackAll(&batches)); n != 2 || !locked || err != nil {
+		t.Fatalf("RelayRound after unlock = %d, %v, %v; want 2, true, nil", n, locked, err)
+	}
+
+	// A relay round in progress makes LockRelay wait for it.
+	insertJobs(t, st, "t2", 1, 1)
+	locked := make(chan struct{})
+	_, _, err = st.RelayRound(t.Context(), 10, func(ctx context.Context, events iter.Seq[store.OutboxEvent], ack func(string, time.Time)) error {
+		go func() {
+			unlock, err := st.LockRelay(t.Context())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			unlock()
+			close(locked)
+		}()
+		select {
+		case <-locked:
+			t.Error("LockRelay did not wait for the round")
+		default:
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-locked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("LockRelay did not get the lock after the round")
 	}
 }

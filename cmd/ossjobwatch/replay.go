@@ -52,9 +52,12 @@ func runReplay(ctx context.Context, c cli) int {
 		fmt.Fprintf(c.stderr, "ossjobwatch replay: %v\n", err)
 		return exitFailure
 	}
-	published, dups, err := publisher.Replay(ctx, st, js, publisher.ReplayOptions{Since: from, Target: *target, JobID: *jobID, Stream: cfg.Stream.Name})
+	published, dups, owed, err := publisher.Replay(ctx, st, js, publisher.ReplayOptions{Since: from, Target: *target, JobID: *jobID, Stream: cfg.Stream.Name})
 	fmt.Fprintf(c.stdout, "replayed %d events since %s: %d stored anew, %d dropped by JetStream as duplicates (within the stream's duplicate window)\n",
 		published, from.UTC().Format(time.RFC3339), published-dups, dups)
+	if owed > 0 {
+		fmt.Fprintf(c.stdout, "left %d events to the relay: not yet published, or after one that is not; it publishes them after the replay, in order\n", owed)
+	}
 	if err != nil {
 		fmt.Fprintf(c.stderr, "ossjobwatch replay: %v\n", err)
 		return exitFailure

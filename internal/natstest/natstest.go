@@ -81,15 +81,20 @@ func (s *Server) URL() string {
 // those defaults and can override them.
 func (s *Server) Connect(tb testing.TB, opts ...nats.Option) *nats.Conn {
 	tb.Helper()
+	return connect(tb, s.URL(), opts)
+}
+
+func connect(tb testing.TB, url string, opts []nats.Option) *nats.Conn {
+	tb.Helper()
 	all := append([]nats.Option{
 		nats.Name(tb.Name()),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(20 * time.Millisecond),
 		nats.ReconnectJitter(0, 0),
 	}, opts...)
-	nc, err := nats.Connect(s.URL(), all...)
+	nc, err := nats.Connect(url, all...)
 	if err != nil {
-		tb.Fatalf("natstest: connect to %s: %v", s.URL(), err)
+		tb.Fatalf("natstest: connect to %s: %v", url, err)
 	}
 	tb.Cleanup(nc.Close)
 	return nc
