@@ -3,6 +3,7 @@ package oss_test
 import (
 	"context"
 	"errors"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -566,5 +567,98 @@ func TestOpaqueJobIDsRoundTrip(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRateLimit: one limiter per client, consulted before every HTTP
+// attempt, ListJobs and DescribeJob alike, retries included. A rate of one
+// request an hour makes "had to wait" unmistakable without measuring time.
+func TestRateLimit(t *testing.T) {
+	t.Parallel()
+	const perHour = 1.0 / 3600
+	setup := func(t *testing.T, burst int, callTimeout time.Duration) (*osssim.Simulator, *oss.Client, chan string) {
+		sim, cfg := osstest.Start(t, osssim.Config{Jobs: 5})
+		sim.Put(job.Detail{Job: job.Job{ID: "j", Status: job.StatusFailed}})
+		cfg.Rate, cfg.Burst, cfg.CallTimeout = perHour, burst, callTimeout
+		waiting := make(chan string, 10)
+		cfg.OnRateWait = func(op string, _ time.Duration) { waiting <- op }
+		return sim, osstest.NewClient(t, cfg), waiting
+	}
+	requests := func(sim *osssim.Simulator) int64 { return sim.Stats().Requests }
+
+	t.Run("a call waits until its context ends, and ListJobs and DescribeJob share the limit", func(t *testing.T) {
+		t.Parallel()
+		// The call timeout is longer than the hour to the next slot, so the
+		// call waits instead of giving up at once.
+		sim, c, waiting := setup(t, 1, 2*time.Hour)
+		if _, err := c.ListJobs(t.Context(), oss.ListJobsOptions{}); err != nil {
+			t.Fatalf("first ListJobs: %v", err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.DescribeJob(ctx, "j")
+			done <- err
+		}()
+		select {
+		case op := <-waiting:
+			if op != "DescribeJob" {
+				t.Errorf("OnRateWait op = %q, want DescribeJob", op)
+			}
+		case err := <-done:
+			t.Fatalf("DescribeJob returned %v without waiting for the limit ListJobs used up", err)
+		}
+		cancel()
+		err := <-done
+		if !errors.Is(err, oss.ErrRateLimitWait) || !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want ErrRateLimitWait and context.Canceled", err)
+		}
+		if msg := err.Error(); !strings.Contains(msg, "DescribeJob") || !strings.Contains(msg, "waiting for the OSS rate limit") || strings.Contains(msg, "batchJobId") {
+			t.Errorf("error %q: want it to name the call and the rate limit, without the URL", msg)
+		}
+		if n := requests(sim); n != 1 {
+			t.Errorf("simulator saw %d requests, want 1", n)
+		}
+	})
+
+	t.Run("a slot past the deadline fails at once", func(t *testing.T) {
+		t.Parallel()
+		sim, c, waiting := setup(t, 1, 30*time.Second)
+		if _, err := c.DescribeJob(t.Context(), "j"); err != nil {
+			t.Fatalf("first DescribeJob: %v", err)
+		}
+		_, err := c.ListJobs(t.Context(), oss.ListJobsOptions{})
+		if !errors.Is(err, oss.ErrRateLimitWait) || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "ListJobs") {
+			t.Fatalf("err = %v, want a ListJobs ErrRateLimitWait past the deadline", err)
+		}
+		if n := requests(sim); n != 1 || len(waiting) != 0 {
+			t.Errorf("simulator saw %d requests and %d waits, want 1 and none", n, len(waiting))
+		}
+	})
+
+	t.Run("retries wait for the limit too", func(t *testing.T) {
+		t.Parallel()
+		sim, c, _ := setup(t, 2, 30*time.Second)
+		sim.FailNext(5, osssim.Failure{Status: 503, Code: "MetaOperationQpsLimitExceeded"})
+		_, err := c.ListJobs(t.Context(), oss.ListJobsOptions{})
+		// Two attempts use the burst; the third would need the next slot.
+		if !errors.Is(err, oss.ErrRateLimitWait) {
+			t.Fatalf("err = %v, want ErrRateLimitWait on the third attempt", err)
+		}
+		if n := requests(sim); n != 2 {
+			t.Errorf("simulator saw %d requests, want 2", n)
+		}
+	})
+}
+
+func TestRateConfig(t *testing.T) {
+	t.Parallel()
+	for _, r := range []float64{-1, math.NaN()} {
+		if _, err := oss.NewClient(oss.Config{Region: "cn-hangzhou", Rate: r, Credentials: oss.StaticCredentials("a", "b", "")}); err == nil || !strings.Contains(err.Error(), "rate") {
+			t.Errorf("Rate %v: err = %v, want one naming the rate", r, err)
+		}
+	}
+	if _, err := oss.NewClient(oss.Config{Region: "cn-hangzhou", Burst: -1, Credentials: oss.StaticCredentials("a", "b", "")}); err == nil {
+		t.Error("Burst -1 accepted")
 	}
 }
