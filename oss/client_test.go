@@ -619,6 +619,9 @@ func TestRateLimit(t *testing.T) {
 		if n := requests(sim); n != 1 {
 			t.Errorf("simulator saw %d requests, want 1", n)
 		}
+		if got := oss.ErrorCode(err); got != "rate limited" {
+			t.Errorf("ErrorCode = %q, want %q", got, "rate limited")
+		}
 	})
 
 	t.Run("a slot past the deadline fails at once", func(t *testing.T) {
