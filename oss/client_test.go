@@ -2,6 +2,7 @@ package oss_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math"
 	"slices"
@@ -663,5 +664,47 @@ func TestRateConfig(t *testing.T) {
 	}
 	if _, err := oss.NewClient(oss.Config{Region: "cn-hangzhou", Burst: -1, Credentials: oss.StaticCredentials("a", "b", "")}); err == nil {
 		t.Error("Burst -1 accepted")
+	}
+}
+
+// TestOddValuesThroughTheSimulator: the simulator writes a job's times as
+// Unix seconds, so a time placed at "year 57424" goes out as the
+// millisecond value OSS might send. The client reads it as milliseconds,
+// turns values it cannot place into anomalies, and keeps the page.
+func TestOddValuesThroughTheSimulator(t *testing.T) {
+	t.Parallel()
+	sim, cfg := osstest.Start(t, osssim.Config{EmptyWorld: true})
+	const ms = 1749983400123
+	sim.Put(job.Detail{Job: job.Job{ID: "a-millis", Status: job.StatusComplete, CreationTime: time.Unix(ms, 0), TerminationTime: time.Unix(ms+1000, 0)}})
+	sim.Put(job.Detail{Job: job.Job{ID: "b-micros", Status: job.StatusActive, CreationTime: time.Unix(ms*1000, 0), Tasks: job.Tasks{Total: 10, Failed: -1}}})
+	sim.Put(job.Detail{Job: job.Job{ID: "c-plain", Status: job.StatusActive, CreationTime: time.Unix(1749983400, 0)}})
+	c := osstest.NewClient(t, cfg)
+	page, err := c.ListJobs(t.Context(), oss.ListJobsOptions{})
+	if err != nil {
+		t.Fatalf("ListJobs: %v", err)
+	}
+	if len(page.Jobs) != 3 {
+		t.Fatalf("%d jobs, want 3", len(page.Jobs))
+	}
+	a, b, plain := page.Jobs[0], page.Jobs[1], page.Jobs[2]
+	if !a.CreationTime.Equal(time.UnixMilli(ms)) || !a.TerminationTime.Equal(time.UnixMilli(ms+1000)) || a.Anomalies != nil {
+		t.Errorf("millisecond job = %+v, want its times read as milliseconds", a)
+	}
+	if !b.CreationTime.IsZero() || b.Tasks.Failed != 0 || b.Tasks.Total != 10 || len(b.Anomalies) != 2 ||
+		b.Anomalies[0].Field != "NumberOfTasksFailed" || b.Anomalies[0].Raw != "-1" ||
+		b.Anomalies[1].Field != "CreationTime" || b.Anomalies[1].Raw != "1749983400123000" {
+		t.Errorf("odd job = %+v, want zero CreationTime and failed count, with two anomalies keeping the raw values", b)
+	}
+	if plain.Anomalies != nil || !plain.CreationTime.Equal(time.Unix(1749983400, 0)) {
+		t.Errorf("plain job = %+v", plain)
+	}
+	for _, j := range page.Jobs {
+		if _, err := json.Marshal(j); err != nil {
+			t.Errorf("job %q does not encode: %v", j.ID, err)
+		}
+	}
+	d, err := c.DescribeJob(t.Context(), "b-micros")
+	if err != nil || len(d.Anomalies) != 2 {
+		t.Errorf("DescribeJob = %+v, %v; want the same two anomalies", d, err)
 	}
 }
