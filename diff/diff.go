@@ -325,14 +325,10 @@ func unique(sorted []job.Job) bool {
 	return true
 }
 
-// sameDescriptor compares everything but the active-time timer.
+// sameDescriptor compares everything but the active-time timer. Anomalies
+// count: when OSS sends another odd value, the stored descriptor keeps the
+// new raw text, though no event follows from it.
 func sameDescriptor(a, b job.Job) bool {
-	return a.ID == b.ID &&
-		a.Status == b.Status &&
-		a.Operation == b.Operation &&
-		a.Description == b.Description &&
-		a.Priority == b.Priority &&
-		a.Tasks == b.Tasks &&
-		a.CreationTime.Equal(b.CreationTime) &&
-		a.TerminationTime.Equal(b.TerminationTime)
+	a.ElapsedActiveSeconds = b.ElapsedActiveSeconds
+	return a.Equal(b)
 }

@@ -280,7 +280,7 @@ func checkInvariants(t *testing.T, in diff.Input) {
 		}
 		got, want := s.Job, j
 		got.ElapsedActiveSeconds, want.ElapsedActiveSeconds = 0, 0
-		if got != want {
+		if !got.Equal(want) {
 			t.Fatalf("job %s after apply = %+v, want %+v", id, got, want)
 		}
 	}
@@ -288,7 +288,7 @@ func checkInvariants(t *testing.T, in diff.Input) {
 		if _, ok := listed[id]; !ok && !s.Removed && complete {
 			t.Fatalf("job %s absent from a complete listing is still live", id)
 		}
-		if _, ok := listed[id]; !ok && !complete && s != previous[id] {
+		if _, ok := listed[id]; !ok && !complete && !sameSnapshot(s, previous[id]) {
 			t.Fatalf("job %s absent from a partial listing was touched", id)
 		}
 	}
@@ -347,7 +347,7 @@ func checkInvariants(t *testing.T, in diff.Input) {
 			if i > 0 && merged[i-1].Job.ID >= s.Job.ID {
 				t.Fatalf("Merge output not sorted at %d", i)
 			}
-			if after[s.Job.ID] != s {
+			if !sameSnapshot(after[s.Job.ID], s) {
 				t.Fatalf("Merge kept %+v for %s, want %+v", s, s.Job.ID, after[s.Job.ID])
 			}
 		}
@@ -416,4 +416,28 @@ func FuzzCompute(f *testing.F) {
 	f.Fuzz(func(t *testing.T, seed uint64) {
 		checkInvariants(t, randomWorld(rand.New(rand.NewPCG(seed, 2))))
 	})
+}
+
+func sameSnapshot(a, b diff.Snapshot) bool {
+	return a.Job.Equal(b.Job) && a.Sequence == b.Sequence && a.Removed == b.Removed
+}
+
+// TestComputeAnomaliesUpdateTheDescriptorOnly: a new odd value is no event,
+// but the snapshot keeps the raw text OSS sent last; the same anomalies
+// again change nothing.
+func TestComputeAnomaliesUpdateTheDescriptorOnly(t *testing.T) {
+	t.Parallel()
+	prev := active("j", 10, 5, 0)
+	prev.Anomalies = []job.Anomaly{{Field: "CreationTime", Raw: "-1", Reason: "negative Unix time"}}
+	same := prev
+	same.Anomalies = slices.Clone(prev.Anomalies)
+	if res := diff.Compute(diff.Input{Previous: prevOf(3, prev), Listing: []job.Job{same}, Complete: true}); len(res.Changes) != 0 || len(res.Snapshots) != 0 {
+		t.Errorf("same anomalies: changes %v, %d snapshots; want none", kinds(res.Changes), len(res.Snapshots))
+	}
+	cur := prev
+	cur.Anomalies = []job.Anomaly{{Field: "CreationTime", Raw: "-2", Reason: "negative Unix time"}}
+	res := diff.Compute(diff.Input{Previous: prevOf(3, prev), Listing: []job.Job{cur}, Complete: true})
+	if len(res.Changes) != 0 || len(res.Snapshots) != 1 || res.Snapshots[0].Sequence != 3 || !res.Snapshots[0].Job.Equal(cur) {
+		t.Errorf("new anomaly: changes %v, snapshots %+v; want no event and the new descriptor at sequence 3", kinds(res.Changes), res.Snapshots)
+	}
 }

@@ -4,6 +4,7 @@
 package job
 
 import (
+	"slices"
 	"strings"
 	"time"
 )
@@ -99,6 +100,39 @@ type Job struct {
 	// ElapsedActiveSeconds is ProgressSummary's ElapsedTimeInActiveSeconds.
 	// It moves on every poll of an active job and is not, alone, a change.
 	ElapsedActiveSeconds int64 `json:"elapsedActiveSeconds"`
+	// Anomalies lists the values OSS sent that could not be used: each such
+	// field is left zero (null in events) and its raw text is kept here, so
+	// that one odd value never stops a target and nothing OSS said is lost.
+	// Nil for a job without any. Because of this slice, Job values are not
+	// comparable with ==: use Equal.
+	Anomalies []Anomaly `json:"anomalies,omitempty"`
+}
+
+// Anomaly is one value of a job's descriptor that was out of range: a time
+// no RFC 3339 timestamp can hold, a negative counter, an integer too large
+// for 64 bits.
+type Anomaly struct {
+	// Field is the XML element, e.g. "CreationTime" or "TotalNumberOfTasks".
+	Field string `json:"field"`
+	// Raw is the element's text exactly as OSS sent it.
+	Raw string `json:"raw"`
+	// Reason says why the value was not used, in a few words.
+	Reason string `json:"reason"`
+}
+
+// Equal reports whether j and o describe a job identically: every field,
+// times compared as instants, and the same anomalies in the same order.
+func (j Job) Equal(o Job) bool {
+	return j.ID == o.ID &&
+		j.Operation == o.Operation &&
+		j.Description == o.Description &&
+		j.Priority == o.Priority &&
+		j.Status == o.Status &&
+		j.CreationTime.Equal(o.CreationTime) &&
+		j.TerminationTime.Equal(o.TerminationTime) &&
+		j.Tasks == o.Tasks &&
+		j.ElapsedActiveSeconds == o.ElapsedActiveSeconds &&
+		slices.Equal(j.Anomalies, o.Anomalies)
 }
 
 // FailureReason is one JobFailure of a DescribeJob answer.

@@ -1,7 +1,9 @@
 package job_test
 
 import (
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/ossjobwatch/ossjobwatch/job"
 )
@@ -21,6 +23,32 @@ func TestStatus(t *testing.T) {
 		}
 		if got := s.Token(); got != token {
 			t.Errorf("Token(%q) = %q, want %q", s, got, token)
+		}
+	}
+}
+
+func TestJobEqual(t *testing.T) {
+	t.Parallel()
+	base := job.Job{ID: " j ", Status: job.StatusActive, CreationTime: time.Unix(1749983400, 0).UTC(),
+		Anomalies: []job.Anomaly{{Field: "TerminationDate", Raw: "-1", Reason: "negative Unix time"}}}
+	same := base
+	same.CreationTime = base.CreationTime.In(time.FixedZone("UTC+8", 8*3600))
+	same.Anomalies = slices.Clone(base.Anomalies)
+	if !base.Equal(same) {
+		t.Errorf("%+v and %+v: want equal (same instant, same anomalies)", base, same)
+	}
+	for name, change := range map[string]func(*job.Job){
+		"id":        func(j *job.Job) { j.ID = "j" },
+		"elapsed":   func(j *job.Job) { j.ElapsedActiveSeconds = 1 },
+		"anomaly":   func(j *job.Job) { j.Anomalies[0].Raw = "-2" },
+		"anomalies": func(j *job.Job) { j.Anomalies = nil },
+		"tasks":     func(j *job.Job) { j.Tasks.Failed = 1 },
+	} {
+		other := base
+		other.Anomalies = slices.Clone(base.Anomalies)
+		change(&other)
+		if base.Equal(other) {
+			t.Errorf("%s differs, yet Equal reports true", name)
 		}
 	}
 }

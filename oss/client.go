@@ -15,12 +15,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"time"
 
 	sdk "github.com/aliyun/alibabacloud-oss-go-sdk-v2/oss"
 	"github.com/aliyun/alibabacloud-oss-go-sdk-v2/oss/signer"
 	"github.com/aliyun/alibabacloud-oss-go-sdk-v2/oss/transport"
+	"golang.org/x/time/rate"
 )
 
 // SignatureVersion selects how requests are signed.
@@ -81,6 +83,22 @@ type Config struct {
 	// operation, the HTTP status (0 when none came back) and the OSS error
 	// code, if any. Metrics hang off it.
 	OnAttempt func(op string, status int, code string)
+	// Rate is how many HTTP requests per second the client sends at most,
+	// ListJobs and DescribeJob together, retries included. Make one Client
+	// per target and it is the target's OSS request rate. Defaults to
+	// DefaultRate (20); math.Inf(1) means no limit; a negative or NaN rate
+	// is an error. A call whose context ends while it waits fails with an
+	// error matching ErrRateLimitWait, and so does one whose next slot
+	// lies past its deadline (at once, without waiting).
+	Rate float64
+	// Burst is how many requests may go at once after a quiet spell.
+	// Defaults to 5, or to Rate rounded down (at least 1) when Rate is
+	// below 5.
+	Burst int
+	// OnRateWait, if set, is called before a request waits for the rate
+	// limit, with the operation and how long it will wait. Metrics hang
+	// off it.
+	OnRateWait func(op string, wait time.Duration)
 }
 
 // Client calls ListJobs and DescribeJob. It is safe for concurrent use.
@@ -108,6 +126,9 @@ func NewClient(cfg Config) (*Client, error) {
 	cfg.MaxBackoff = cmp.Or(cfg.MaxBackoff, 10*time.Second)
 	cfg.MaxResponseBytes = cmp.Or(cfg.MaxResponseBytes, 64<<20)
 	cfg.MaxPages = cmp.Or(cfg.MaxPages, 10_000)
+	if err := rateDefaults(&cfg); err != nil {
+		return nil, err
+	}
 	switch {
 	case cfg.MaxAttempts < 1:
 		return nil, fmt.Errorf("oss: max attempts %d: must be at least 1", cfg.MaxAttempts)
@@ -137,6 +158,10 @@ func NewClient(cfg Config) (*Client, error) {
 		httpClient = &c
 	}
 	httpClient.Transport = &cappedTransport{next: cmp.Or[http.RoundTripper](httpClient.Transport, http.DefaultTransport), max: cfg.MaxResponseBytes}
+	if !math.IsInf(cfg.Rate, 1) {
+		lim := rate.NewLimiter(rate.Limit(cfg.Rate), cfg.Burst)
+		httpClient.Transport = &limitedTransport{next: httpClient.Transport, lim: lim, onWait: cfg.OnRateWait}
+	}
 
 	sc := sdk.LoadDefaultConfig().
 		WithRegion(cfg.Region).
@@ -171,6 +196,7 @@ func endpointOf(cfg Config) string {
 func (c *Client) invoke(ctx context.Context, op string, params map[string]string) ([]byte, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
 	defer cancel()
+	ctx = context.WithValue(ctx, opKey{}, op)
 
 	var body []byte
 	input := &sdk.OperationInput{OpName: op, Method: http.MethodGet, Parameters: params}
@@ -192,6 +218,11 @@ func (c *Client) invoke(ctx context.Context, op string, params map[string]string
 		})
 	})
 	if err != nil {
+		var waitErr *rateWaitError
+		if errors.As(err, &waitErr) {
+			// The SDK wraps it in a URL error that repeats the query.
+			return nil, "", fmt.Errorf("oss %s: %w", op, waitErr)
+		}
 		err = asAPIError(op, err)
 		var apiErr *APIError
 		if errors.As(err, &apiErr) {

@@ -2,7 +2,10 @@ package oss_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -411,7 +414,7 @@ func TestListingMatchesTheWorld(t *testing.T) {
 			t.Fatalf("job %s times = %v/%v, want %v/%v", d.ID, got.CreationTime, got.TerminationTime, want.CreationTime, want.TerminationTime)
 		}
 		got.CreationTime, got.TerminationTime, want.CreationTime, want.TerminationTime = time.Time{}, time.Time{}, time.Time{}, time.Time{}
-		if got != want {
+		if !got.Equal(want) {
 			t.Fatalf("job %d decoded as\n%+v\nworld has\n%+v", i, got, want)
 		}
 	}
@@ -513,5 +516,195 @@ func TestPagerStopsOnARepeatedToken(t *testing.T) {
 	}
 	if pages != 1 {
 		t.Errorf("%d pages yielded before the loop was caught, want 1", pages)
+	}
+}
+
+// TestOpaqueJobIDsRoundTrip: job ids are opaque. Every byte OSS sent comes
+// back from ListJobs, and DescribeJob asked with that exact id finds the
+// job, under both signature versions; the id trimmed is another id.
+func TestOpaqueJobIDsRoundTrip(t *testing.T) {
+	t.Parallel()
+	ids := []string{
+		" job 1 ",
+		"job+1%2B/=?#&",
+		"任务 7\t",
+		"%20",
+		"a+b",
+		"a b",
+	}
+	sim, cfg := osstest.Start(t, osssim.Config{EmptyWorld: true})
+	for _, id := range ids {
+		sim.Put(job.Detail{Job: job.Job{ID: id, Status: job.StatusFailed, Operation: "PutObjectTagging"}, StatusUpdateReason: "reason of " + id})
+	}
+	for _, v := range []oss.SignatureVersion{oss.SignatureV4, oss.SignatureV1} {
+		t.Run(string(v), func(t *testing.T) {
+			t.Parallel()
+			cfg := cfg
+			cfg.SignatureVersion = v
+			c := osstest.NewClient(t, cfg)
+			// Two a page, so continuation tokens carry the odd ids too.
+			listed, _ := listAll(t, c, oss.ListJobsOptions{MaxKeys: 2})
+			want := slices.Sorted(slices.Values(ids))
+			if !slices.Equal(listed, want) {
+				t.Fatalf("ListJobs ids = %q, want %q", listed, want)
+			}
+			for _, id := range listed {
+				d, err := c.DescribeJob(t.Context(), id)
+				if err != nil {
+					t.Errorf("DescribeJob(%q): %v", id, err)
+					continue
+				}
+				if d.ID != id || d.StatusUpdateReason != "reason of "+id {
+					t.Errorf("DescribeJob(%q) = job %q with reason %q", id, d.ID, d.StatusUpdateReason)
+				}
+			}
+			// The ids differ from their trimmed and unescaped forms, and
+			// those are jobs OSS does not have.
+			for _, other := range []string{"job 1", "job 1 ", "job+1+/=?#&", "job 1%2B/=?#&", "任务 7", "a%2Bb", "a%20b", " "} {
+				_, err := c.DescribeJob(t.Context(), other)
+				var apiErr *oss.APIError
+				if !errors.As(err, &apiErr) || !apiErr.NotFound() {
+					t.Errorf("DescribeJob(%q) = %v, want NoSuchJob", other, err)
+				}
+			}
+		})
+	}
+}
+
+// TestRateLimit: one limiter per client, consulted before every HTTP
+// attempt, ListJobs and DescribeJob alike, retries included. A rate of one
+// request an hour makes "had to wait" unmistakable without measuring time.
+func TestRateLimit(t *testing.T) {
+	t.Parallel()
+	const perHour = 1.0 / 3600
+	setup := func(t *testing.T, burst int, callTimeout time.Duration) (*osssim.Simulator, *oss.Client, chan string) {
+		sim, cfg := osstest.Start(t, osssim.Config{Jobs: 5})
+		sim.Put(job.Detail{Job: job.Job{ID: "j", Status: job.StatusFailed}})
+		cfg.Rate, cfg.Burst, cfg.CallTimeout = perHour, burst, callTimeout
+		waiting := make(chan string, 10)
+		cfg.OnRateWait = func(op string, _ time.Duration) { waiting <- op }
+		return sim, osstest.NewClient(t, cfg), waiting
+	}
+	requests := func(sim *osssim.Simulator) int64 { return sim.Stats().Requests }
+
+	t.Run("a call waits until its context ends, and ListJobs and DescribeJob share the limit", func(t *testing.T) {
+		t.Parallel()
+		// The call timeout is longer than the hour to the next slot, so the
+		// call waits instead of giving up at once.
+		sim, c, waiting := setup(t, 1, 2*time.Hour)
+		if _, err := c.ListJobs(t.Context(), oss.ListJobsOptions{}); err != nil {
+			t.Fatalf("first ListJobs: %v", err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.DescribeJob(ctx, "j")
+			done <- err
+		}()
+		select {
+		case op := <-waiting:
+			if op != "DescribeJob" {
+				t.Errorf("OnRateWait op = %q, want DescribeJob", op)
+			}
+		case err := <-done:
+			t.Fatalf("DescribeJob returned %v without waiting for the limit ListJobs used up", err)
+		}
+		cancel()
+		err := <-done
+		if !errors.Is(err, oss.ErrRateLimitWait) || !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want ErrRateLimitWait and context.Canceled", err)
+		}
+		if msg := err.Error(); !strings.Contains(msg, "DescribeJob") || !strings.Contains(msg, "waiting for the OSS rate limit") || strings.Contains(msg, "batchJobId") {
+			t.Errorf("error %q: want it to name the call and the rate limit, without the URL", msg)
+		}
+		if n := requests(sim); n != 1 {
+			t.Errorf("simulator saw %d requests, want 1", n)
+		}
+		if got := oss.ErrorCode(err); got != "rate limited" {
+			t.Errorf("ErrorCode = %q, want %q", got, "rate limited")
+		}
+	})
+
+	t.Run("a slot past the deadline fails at once", func(t *testing.T) {
+		t.Parallel()
+		sim, c, waiting := setup(t, 1, 30*time.Second)
+		if _, err := c.DescribeJob(t.Context(), "j"); err != nil {
+			t.Fatalf("first DescribeJob: %v", err)
+		}
+		_, err := c.ListJobs(t.Context(), oss.ListJobsOptions{})
+		if !errors.Is(err, oss.ErrRateLimitWait) || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "ListJobs") {
+			t.Fatalf("err = %v, want a ListJobs ErrRateLimitWait past the deadline", err)
+		}
+		if n := requests(sim); n != 1 || len(waiting) != 0 {
+			t.Errorf("simulator saw %d requests and %d waits, want 1 and none", n, len(waiting))
+		}
+	})
+
+	t.Run("retries wait for the limit too", func(t *testing.T) {
+		t.Parallel()
+		sim, c, _ := setup(t, 2, 30*time.Second)
+		sim.FailNext(5, osssim.Failure{Status: 503, Code: "MetaOperationQpsLimitExceeded"})
+		_, err := c.ListJobs(t.Context(), oss.ListJobsOptions{})
+		// Two attempts use the burst; the third would need the next slot.
+		if !errors.Is(err, oss.ErrRateLimitWait) {
+			t.Fatalf("err = %v, want ErrRateLimitWait on the third attempt", err)
+		}
+		if n := requests(sim); n != 2 {
+			t.Errorf("simulator saw %d requests, want 2", n)
+		}
+	})
+}
+
+func TestRateConfig(t *testing.T) {
+	t.Parallel()
+	for _, r := range []float64{-1, math.NaN()} {
+		if _, err := oss.NewClient(oss.Config{Region: "cn-hangzhou", Rate: r, Credentials: oss.StaticCredentials("a", "b", "")}); err == nil || !strings.Contains(err.Error(), "rate") {
+			t.Errorf("Rate %v: err = %v, want one naming the rate", r, err)
+		}
+	}
+	if _, err := oss.NewClient(oss.Config{Region: "cn-hangzhou", Burst: -1, Credentials: oss.StaticCredentials("a", "b", "")}); err == nil {
+		t.Error("Burst -1 accepted")
+	}
+}
+
+// TestOddValuesThroughTheSimulator: the simulator writes a job's times as
+// Unix seconds, so a time placed at "year 57424" goes out as the
+// millisecond value OSS might send. The client reads it as milliseconds,
+// turns values it cannot place into anomalies, and keeps the page.
+func TestOddValuesThroughTheSimulator(t *testing.T) {
+	t.Parallel()
+	sim, cfg := osstest.Start(t, osssim.Config{EmptyWorld: true})
+	const ms = 1749983400123
+	sim.Put(job.Detail{Job: job.Job{ID: "a-millis", Status: job.StatusComplete, CreationTime: time.Unix(ms, 0), TerminationTime: time.Unix(ms+1000, 0)}})
+	sim.Put(job.Detail{Job: job.Job{ID: "b-micros", Status: job.StatusActive, CreationTime: time.Unix(ms*1000, 0), Tasks: job.Tasks{Total: 10, Failed: -1}}})
+	sim.Put(job.Detail{Job: job.Job{ID: "c-plain", Status: job.StatusActive, CreationTime: time.Unix(1749983400, 0)}})
+	c := osstest.NewClient(t, cfg)
+	page, err := c.ListJobs(t.Context(), oss.ListJobsOptions{})
+	if err != nil {
+		t.Fatalf("ListJobs: %v", err)
+	}
+	if len(page.Jobs) != 3 {
+		t.Fatalf("%d jobs, want 3", len(page.Jobs))
+	}
+	a, b, plain := page.Jobs[0], page.Jobs[1], page.Jobs[2]
+	if !a.CreationTime.Equal(time.UnixMilli(ms)) || !a.TerminationTime.Equal(time.UnixMilli(ms+1000)) || a.Anomalies != nil {
+		t.Errorf("millisecond job = %+v, want its times read as milliseconds", a)
+	}
+	if !b.CreationTime.IsZero() || b.Tasks.Failed != 0 || b.Tasks.Total != 10 || len(b.Anomalies) != 2 ||
+		b.Anomalies[0].Field != "NumberOfTasksFailed" || b.Anomalies[0].Raw != "-1" ||
+		b.Anomalies[1].Field != "CreationTime" || b.Anomalies[1].Raw != "1749983400123000" {
+		t.Errorf("odd job = %+v, want zero CreationTime and failed count, with two anomalies keeping the raw values", b)
+	}
+	if plain.Anomalies != nil || !plain.CreationTime.Equal(time.Unix(1749983400, 0)) {
+		t.Errorf("plain job = %+v", plain)
+	}
+	for _, j := range page.Jobs {
+		if _, err := json.Marshal(j); err != nil {
+			t.Errorf("job %q does not encode: %v", j.ID, err)
+		}
+	}
+	d, err := c.DescribeJob(t.Context(), "b-micros")
+	if err != nil || len(d.Anomalies) != 2 {
+		t.Errorf("DescribeJob = %+v, %v; want the same two anomalies", d, err)
 	}
 }

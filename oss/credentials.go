@@ -40,6 +40,13 @@ func StaticCredentials(accessKeyID, accessKeySecret, securityToken string) Crede
 	return osscred.NewStaticCredentialsProvider(accessKeyID, accessKeySecret, securityToken)
 }
 
+// credentialsError marks a failure to obtain credentials, for ErrorCode.
+type credentialsError struct{ err error }
+
+func (e *credentialsError) Error() string { return e.err.Error() }
+
+func (e *credentialsError) Unwrap() error { return e.err }
+
 type credentialsAdapter struct {
 	mu sync.Mutex
 	p  providers.CredentialsProvider
@@ -53,10 +60,10 @@ func (a *credentialsAdapter) get(ctx context.Context) (osscred.Credentials, erro
 	defer a.mu.Unlock()
 	c, err := a.p.GetCredentials()
 	if err != nil {
-		return osscred.Credentials{}, fmt.Errorf("get credentials: %w", err)
+		return osscred.Credentials{}, &credentialsError{err: fmt.Errorf("get credentials: %w", err)}
 	}
 	if c.AccessKeyId == "" || c.AccessKeySecret == "" {
-		return osscred.Credentials{}, fmt.Errorf("get credentials from %s: empty access key", c.ProviderName)
+		return osscred.Credentials{}, &credentialsError{err: fmt.Errorf("get credentials from %s: empty access key", c.ProviderName)}
 	}
 	return osscred.Credentials{
 		AccessKeyID:     c.AccessKeyId,

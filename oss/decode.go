@@ -170,72 +170,150 @@ func unmarshal(body []byte, v any) error {
 	}
 }
 
+// toJob builds a job from one descriptor. JobId is opaque and kept byte
+// for byte, spaces included; only a missing or blank one is refused.
+// Malformed values (text where a number must be) reject the descriptor and
+// so the page; well-formed values that are out of range do not: the field
+// stays zero and an anomaly keeps the raw text (see numParser).
 func (x *xmlJob) toJob() (job.Job, error) {
 	j := job.Job{
-		ID:          strings.TrimSpace(x.JobID),
+		ID:          x.JobID,
 		Operation:   x.Operation.name(),
 		Description: x.Description,
 		Status:      job.Status(strings.TrimSpace(x.Status)),
 	}
-	if j.ID == "" {
+	if strings.TrimSpace(j.ID) == "" {
+		// An empty element and a pretty-printed one cannot be told apart:
+		// a blank id is treated as none.
 		return j, errors.New("no JobId")
 	}
 	if j.Status == "" {
-		return j, fmt.Errorf("job %s: no Status", j.ID)
+		return j, fmt.Errorf("job %q: no Status", j.ID)
 	}
 	p := &numParser{}
-	j.Priority = p.int("Priority", x.Priority)
-	j.Tasks.Total = p.int("TotalNumberOfTasks", x.ProgressSummary.Total)
-	j.Tasks.Succeeded = p.int("NumberOfTasksSucceeded", x.ProgressSummary.Succeeded)
-	j.Tasks.Failed = p.int("NumberOfTasksFailed", x.ProgressSummary.Failed)
+	j.Priority = p.int("Priority", x.Priority, true)
+	j.Tasks.Total = p.int("TotalNumberOfTasks", x.ProgressSummary.Total, false)
+	j.Tasks.Succeeded = p.int("NumberOfTasksSucceeded", x.ProgressSummary.Succeeded, false)
+	j.Tasks.Failed = p.int("NumberOfTasksFailed", x.ProgressSummary.Failed, false)
 	elapsed := x.ProgressSummary.Timers.Elapsed
 	if strings.TrimSpace(elapsed) == "" {
 		elapsed = x.ProgressSummary.Elapsed
 	}
-	j.ElapsedActiveSeconds = p.int("ElapsedTimeInActiveSeconds", elapsed)
+	j.ElapsedActiveSeconds = p.int("ElapsedTimeInActiveSeconds", elapsed, false)
 	j.CreationTime = p.time("CreationTime", x.CreationTime)
 	j.TerminationTime = p.time("TerminationDate", x.TerminationDate)
 	if p.err != nil {
-		return j, fmt.Errorf("job %s: %w", j.ID, p.err)
+		return j, fmt.Errorf("job %q: %w", j.ID, p.err)
 	}
+	j.Anomalies = p.anomalies
 	return j, nil
 }
 
-// numParser parses optional numeric elements, keeping the first error.
-type numParser struct{ err error }
+// Bounds of the times a descriptor may hold. Every time the decoder returns
+// lies in year 0 to 9999 UTC, which RFC 3339 and encoding/json can write.
+var (
+	// maxUnixSeconds is 9999-12-31T23:59:59Z.
+	maxUnixSeconds = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC).Unix()
+	// Milliseconds are accepted from 2000 to 2200. Every such value is more
+	// than maxUnixSeconds, so a value read as milliseconds could never have
+	// been a valid number of seconds: the reading is unambiguous.
+	minUnixMillis = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	maxUnixMillis = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+)
 
-func (p *numParser) int(name, s string) int64 {
-	s = strings.TrimSpace(s)
+// numParser parses optional numeric elements. A malformed value is an
+// error, the first one kept; a well-formed value out of range is an
+// anomaly, and the field is left zero.
+type numParser struct {
+	err       error
+	anomalies []job.Anomaly
+}
+
+func (p *numParser) anomaly(name, raw, reason string) {
+	p.anomalies = append(p.anomalies, job.Anomaly{Field: name, Raw: truncate(raw, maxAnomalyRaw), Reason: reason})
+}
+
+// maxAnomalyRaw bounds the raw text an anomaly keeps: every out-of-range
+// number is short, so only a pathological one is cut.
+const maxAnomalyRaw = 256
+
+// int reads a decimal integer. More digits than 64 bits hold is an
+// anomaly, and so is a negative value unless signed allows it.
+func (p *numParser) int(name, raw string, signed bool) int64 {
+	s := strings.TrimSpace(raw)
 	if s == "" || p.err != nil {
 		return 0
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
+	switch {
+	case errors.Is(err, strconv.ErrRange):
+		p.anomaly(name, raw, "integer out of 64-bit range")
+		return 0
+	case err != nil:
 		p.err = fmt.Errorf("%s: %q is not an integer", name, truncate(s, 40))
+		return 0
+	case n < 0 && !signed:
+		p.anomaly(name, raw, "negative")
+		return 0
 	}
 	return n
 }
 
 // time reads integer Unix seconds, tolerating ISO 8601; 0 and absence are
-// the zero time.
-func (p *numParser) time(name, s string) time.Time {
-	s = strings.TrimSpace(s)
+// the zero time. An integer past year 9999 as seconds that lands between
+// 2000 and 2200 as milliseconds is read as milliseconds. Any other integer
+// past year 9999, a negative one, or an ISO 8601 time outside years 0 to
+// 9999 once in UTC is an anomaly, and the time stays zero.
+func (p *numParser) time(name, raw string) time.Time {
+	s := strings.TrimSpace(raw)
 	if s == "" || s == "0" || p.err != nil {
 		return time.Time{}
 	}
-	if secs, err := strconv.ParseInt(s, 10, 64); err == nil {
-		if secs <= 0 {
-			return time.Time{}
+	if isInteger(s) {
+		n, err := strconv.ParseInt(s, 10, 64)
+		switch {
+		case err != nil: // only ErrRange: s is all digits
+			p.anomaly(name, raw, "integer out of 64-bit range")
+		case n < 0:
+			p.anomaly(name, raw, "negative Unix time")
+		case n == 0:
+		case n <= maxUnixSeconds:
+			return time.Unix(n, 0).UTC()
+		case n >= minUnixMillis && n < maxUnixMillis:
+			return time.UnixMilli(n).UTC()
+		default:
+			p.anomaly(name, raw, "past year 9999 as Unix seconds and not Unix milliseconds from 2000 to 2200")
 		}
-		return time.Unix(secs, 0).UTC()
+		return time.Time{}
 	}
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05Z0700", "2006-01-02T15:04:05"} {
 		if t, err := time.Parse(layout, s); err == nil {
-			return t.UTC()
+			t = t.UTC()
+			if y := t.Year(); y < 0 || y > 9999 {
+				p.anomaly(name, raw, "outside years 0 to 9999 in UTC")
+				return time.Time{}
+			}
+			return t
 		}
 	}
 	p.err = fmt.Errorf("%s: %q is neither Unix seconds nor ISO 8601", name, truncate(s, 40))
 	return time.Time{}
+}
+
+// isInteger reports whether s is an optional sign followed by ASCII digits.
+func isInteger(s string) bool {
+	if s != "" && (s[0] == '+' || s[0] == '-') {
+		s = s[1:]
+	}
+	if s == "" {
+		return false
+	}
+	for i := range len(s) {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func truncate(s string, n int) string {

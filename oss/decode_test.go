@@ -2,6 +2,7 @@ package oss
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -33,7 +34,7 @@ func TestDecodeListJobsReferenceExample(t *testing.T) {
 	if page.NextToken != "next-page-token-456" {
 		t.Errorf("NextToken = %q, want next-page-token-456", page.NextToken)
 	}
-	if len(page.Jobs) != 1 || page.Jobs[0] != want {
+	if len(page.Jobs) != 1 || !page.Jobs[0].Equal(want) {
 		t.Fatalf("Jobs = %+v\nwant [%+v]", page.Jobs, want)
 	}
 }
@@ -94,6 +95,24 @@ func TestDecodeListJobsTolerance(t *testing.T) {
 			},
 		},
 		{
+			name:  "job id kept byte for byte",
+			inner: `<JobId> job 1 </JobId><Status>Active</Status>`,
+			check: func(t *testing.T, j job.Job) {
+				if j.ID != " job 1 " {
+					t.Errorf("ID = %q, want \" job 1 \" with its spaces", j.ID)
+				}
+			},
+		},
+		{
+			name:  "job id with escapes, tabs, newlines and non-ASCII",
+			inner: "<JobId>\tj+%2F/&amp;&#xD;\n任务 </JobId><Status>Active</Status>",
+			check: func(t *testing.T, j job.Job) {
+				if want := "\tj+%2F/&\r\n任务 "; j.ID != want {
+					t.Errorf("ID = %q, want %q", j.ID, want)
+				}
+			},
+		},
+		{
 			name:  "escaped text",
 			inner: `<JobId>a</JobId><Status>Active</Status><Description>tags &amp; ACLs &lt;prod&gt; "q"</Description>`,
 			check: func(t *testing.T, j job.Job) {
@@ -135,7 +154,11 @@ func TestDecodeListJobsRejects(t *testing.T) {
 		{"mismatched tags", `<ListJobsResult><Jobs></ListJobsResult>`, "xml"},
 		{"trailing garbage", referenceExample + `<ListJobsResult/>`, "after root element"},
 		{"no job id", `<ListJobsResult><Jobs><JobListDescriptor><Status>Active</Status></JobListDescriptor></Jobs></ListJobsResult>`, "JobListDescriptor 1: no JobId"},
-		{"no status", `<ListJobsResult><Jobs><JobListDescriptor><JobId>j1</JobId></JobListDescriptor></Jobs></ListJobsResult>`, "job j1: no Status"},
+		{"no status", `<ListJobsResult><Jobs><JobListDescriptor><JobId>j1</JobId></JobListDescriptor></Jobs></ListJobsResult>`, `job "j1": no Status`},
+		{"blank job id", `<ListJobsResult><Jobs><JobListDescriptor><JobId> 
+ </JobId><Status>Active</Status></JobListDescriptor></Jobs></ListJobsResult>`, "JobListDescriptor 1: no JobId"},
+		{"bad negative integer", `<ListJobsResult><Jobs><JobListDescriptor><JobId>j1</JobId><Status>Active</Status><Priority>-x1</Priority></JobListDescriptor></Jobs></ListJobsResult>`, `Priority: "-x1" is not an integer`},
+		{"fractional time", `<ListJobsResult><Jobs><JobListDescriptor><JobId>j1</JobId><Status>Active</Status><CreationTime>1749983400.5</CreationTime></JobListDescriptor></Jobs></ListJobsResult>`, `CreationTime: "1749983400.5"`},
 		{"bad integer", `<ListJobsResult><Jobs><JobListDescriptor><JobId>j1</JobId><Status>Active</Status><ProgressSummary><TotalNumberOfTasks>many</TotalNumberOfTasks></ProgressSummary></JobListDescriptor></Jobs></ListJobsResult>`, `TotalNumberOfTasks: "many" is not an integer`},
 		{"bad time", `<ListJobsResult><Jobs><JobListDescriptor><JobId>j1</JobId><Status>Active</Status><CreationTime>yesterday</CreationTime></JobListDescriptor></Jobs></ListJobsResult>`, `CreationTime: "yesterday"`},
 	}
@@ -151,6 +174,141 @@ func TestDecodeListJobsRejects(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("error %q does not contain %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestDecodeOddValues: a well-formed value out of range never rejects the
+// page. An unambiguous millisecond time is read as such; any other leaves
+// its field zero and records an anomaly with the raw text, and the job
+// stays JSON-encodable.
+func TestDecodeOddValues(t *testing.T) {
+	t.Parallel()
+	ms := time.Date(2025, 6, 15, 10, 30, 0, 123e6, time.UTC)
+	tests := []struct {
+		name    string
+		inner   string // elements besides JobId and Status
+		check   func(j job.Job) bool
+		anomaly *job.Anomaly
+	}{
+		{
+			name:  "creation time in milliseconds",
+			inner: `<CreationTime>1749983400123</CreationTime>`,
+			check: func(j job.Job) bool { return j.CreationTime.Equal(ms) },
+		},
+		{
+			name:  "termination date in milliseconds",
+			inner: `<TerminationDate>1749983400123</TerminationDate>`,
+			check: func(j job.Job) bool { return j.TerminationTime.Equal(ms) },
+		},
+		{
+			name:  "seconds at year 9999 stay seconds",
+			inner: `<CreationTime>253402300799</CreationTime>`,
+			check: func(j job.Job) bool { return j.CreationTime.Year() == 9999 },
+		},
+		{
+			name:    "microseconds are no time",
+			inner:   `<CreationTime>1749983400123456</CreationTime>`,
+			check:   func(j job.Job) bool { return j.CreationTime.IsZero() },
+			anomaly: &job.Anomaly{Field: "CreationTime", Raw: "1749983400123456"},
+		},
+		{
+			name:    "milliseconds past 2200 are no time",
+			inner:   `<TerminationDate>7258118400000</TerminationDate>`,
+			check:   func(j job.Job) bool { return j.TerminationTime.IsZero() },
+			anomaly: &job.Anomaly{Field: "TerminationDate", Raw: "7258118400000"},
+		},
+		{
+			name:    "negative time",
+			inner:   `<CreationTime>-5</CreationTime>`,
+			check:   func(j job.Job) bool { return j.CreationTime.IsZero() },
+			anomaly: &job.Anomaly{Field: "CreationTime", Raw: "-5"},
+		},
+		{
+			name:    "time overflows int64",
+			inner:   `<CreationTime> 99999999999999999999 </CreationTime>`,
+			check:   func(j job.Job) bool { return j.CreationTime.IsZero() },
+			anomaly: &job.Anomaly{Field: "CreationTime", Raw: " 99999999999999999999 "},
+		},
+		{
+			name:    "ISO time past year 9999 in UTC",
+			inner:   `<TerminationDate>9999-12-31T23:00:00-02:00</TerminationDate>`,
+			check:   func(j job.Job) bool { return j.TerminationTime.IsZero() },
+			anomaly: &job.Anomaly{Field: "TerminationDate", Raw: "9999-12-31T23:00:00-02:00"},
+		},
+		{
+			name:    "ISO time before year 0 in UTC",
+			inner:   `<CreationTime>0000-01-01T00:30:00+01:00</CreationTime>`,
+			check:   func(j job.Job) bool { return j.CreationTime.IsZero() },
+			anomaly: &job.Anomaly{Field: "CreationTime", Raw: "0000-01-01T00:30:00+01:00"},
+		},
+		{
+			name:    "counter overflows int64",
+			inner:   `<ProgressSummary><TotalNumberOfTasks>9223372036854775808</TotalNumberOfTasks><NumberOfTasksSucceeded>7</NumberOfTasksSucceeded></ProgressSummary>`,
+			check:   func(j job.Job) bool { return j.Tasks == job.Tasks{Succeeded: 7} },
+			anomaly: &job.Anomaly{Field: "TotalNumberOfTasks", Raw: "9223372036854775808"},
+		},
+		{
+			name:    "negative counter",
+			inner:   `<ProgressSummary><NumberOfTasksFailed>-3</NumberOfTasksFailed></ProgressSummary>`,
+			check:   func(j job.Job) bool { return j.Tasks.Failed == 0 },
+			anomaly: &job.Anomaly{Field: "NumberOfTasksFailed", Raw: "-3"},
+		},
+		{
+			name:    "negative elapsed time",
+			inner:   `<ProgressSummary><Timers><ElapsedTimeInActiveSeconds>-1</ElapsedTimeInActiveSeconds></Timers></ProgressSummary>`,
+			check:   func(j job.Job) bool { return j.ElapsedActiveSeconds == 0 },
+			anomaly: &job.Anomaly{Field: "ElapsedTimeInActiveSeconds", Raw: "-1"},
+		},
+		{
+			name:  "negative priority is a priority",
+			inner: `<Priority>-2</Priority>`,
+			check: func(j job.Job) bool { return j.Priority == -2 },
+		},
+		{
+			name:    "priority overflows int64",
+			inner:   `<Priority>-9223372036854775809</Priority>`,
+			check:   func(j job.Job) bool { return j.Priority == 0 },
+			anomaly: &job.Anomaly{Field: "Priority", Raw: "-9223372036854775809"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			// The odd job sits between two ordinary ones: the page is kept
+			// whole.
+			body := `<ListJobsResult><Jobs>` +
+				`<JobListDescriptor><JobId>a</JobId><Status>Active</Status><CreationTime>1749983400</CreationTime></JobListDescriptor>` +
+				`<JobListDescriptor><JobId>b</JobId><Status>Active</Status>` + tt.inner + `</JobListDescriptor>` +
+				`<JobListDescriptor><JobId>c</JobId><Status>Active</Status></JobListDescriptor>` +
+				`</Jobs></ListJobsResult>`
+			page, err := DecodeListJobs([]byte(body))
+			if err != nil {
+				t.Fatalf("DecodeListJobs: %v", err)
+			}
+			if len(page.Jobs) != 3 || len(page.Jobs[0].Anomalies) != 0 || len(page.Jobs[2].Anomalies) != 0 {
+				t.Fatalf("jobs = %+v, want three, anomalies on the odd one only", page.Jobs)
+			}
+			j := page.Jobs[1]
+			if !tt.check(j) {
+				t.Errorf("job = %+v", j)
+			}
+			switch {
+			case tt.anomaly == nil && j.Anomalies != nil:
+				t.Errorf("anomalies = %+v, want none", j.Anomalies)
+			case tt.anomaly != nil && (len(j.Anomalies) != 1 || j.Anomalies[0].Field != tt.anomaly.Field || j.Anomalies[0].Raw != tt.anomaly.Raw || j.Anomalies[0].Reason == ""):
+				t.Errorf("anomalies = %+v, want one for %s with raw %q and a reason", j.Anomalies, tt.anomaly.Field, tt.anomaly.Raw)
+			}
+			b, err := json.Marshal(j)
+			if err != nil {
+				t.Fatalf("json.Marshal(%+v): %v", j, err)
+			}
+			if tt.anomaly != nil && !bytes.Contains(b, []byte(`"anomalies":[{"field":"`+tt.anomaly.Field+`"`)) {
+				t.Errorf("JSON %s does not keep the anomaly", b)
+			}
+			if tt.anomaly == nil && bytes.Contains(b, []byte("anomalies")) {
+				t.Errorf("JSON %s names anomalies, want the key omitted", b)
 			}
 		})
 	}
@@ -199,12 +357,15 @@ func TestDecodeDescribeJob(t *testing.T) {
 }
 
 // FuzzDecodeListJobs checks that no body makes the decoder panic, and that
-// every accepted page is usable: each job has an id and a status.
+// every accepted page is usable: each job has a non-blank id and a status,
+// and encodes as JSON (a time past year 9999 would not: it must have become
+// an anomaly).
 func FuzzDecodeListJobs(f *testing.F) {
 	f.Add([]byte(referenceExample))
 	f.Add(listJobsBody(3, "tok+/=:?#"))
 	f.Add([]byte(`<ListJobsResult><Jobs><JobListDescriptor><JobId>a</JobId><Status>X</Status><CreationTime>2025-01-01T00:00:00Z</CreationTime></JobListDescriptor></Jobs></ListJobsResult>`))
 	f.Add([]byte(`<ListJobsResult><Jobs>`))
+	f.Add([]byte(`<ListJobsResult><Jobs><JobListDescriptor><JobId> a b </JobId><Status>Active</Status><CreationTime>1749983400123</CreationTime><TerminationDate>9999-12-31T23:59:59-01:00</TerminationDate><ProgressSummary><TotalNumberOfTasks>-1</TotalNumberOfTasks></ProgressSummary></JobListDescriptor></Jobs></ListJobsResult>`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		page, err := DecodeListJobs(body)
 		if err != nil {
@@ -214,8 +375,16 @@ func FuzzDecodeListJobs(f *testing.F) {
 			return
 		}
 		for _, j := range page.Jobs {
-			if j.ID == "" || j.Status == "" {
+			if strings.TrimSpace(j.ID) == "" || j.Status == "" {
 				t.Fatalf("accepted job without id or status: %+v", j)
+			}
+			if _, err := json.Marshal(j); err != nil {
+				t.Fatalf("accepted job that JSON cannot encode: %+v: %v", j, err)
+			}
+			for _, a := range j.Anomalies {
+				if a.Field == "" || a.Reason == "" {
+					t.Fatalf("anomaly without field or reason: %+v", a)
+				}
 			}
 		}
 	})

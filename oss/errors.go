@@ -146,3 +146,13 @@ func (e *bodyReadError) retryable() bool {
 		(errors.Is(e.err, io.ErrUnexpectedEOF) || errors.Is(e.err, io.EOF) ||
 			strings.Contains(e.err.Error(), "connection reset"))
 }
+
+// errInvalidRequest marks a call refused before any request was sent,
+// because its own arguments were wrong.
+var errInvalidRequest = errors.New("invalid request")
+
+type invalidRequestError struct{ err error }
+
+func (e *invalidRequestError) Error() string { return e.err.Error() }
+
+func (e *invalidRequestError) Unwrap() []error { return []error{e.err, errInvalidRequest} }

@@ -2,6 +2,7 @@ package oss
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"strconv"
@@ -76,7 +77,7 @@ type Page struct {
 func (c *Client) ListJobs(ctx context.Context, opts ListJobsOptions) (*Page, error) {
 	params, err := opts.params()
 	if err != nil {
-		return nil, fmt.Errorf("oss ListJobs: %w", err)
+		return nil, fmt.Errorf("oss ListJobs: %w", &invalidRequestError{err})
 	}
 	body, reqID, err := c.invoke(ctx, "ListJobs", params)
 	if err != nil {
@@ -94,7 +95,7 @@ func (c *Client) ListJobs(ctx context.Context, opts ListJobsOptions) (*Page, err
 // whose NotFound reports true.
 func (c *Client) DescribeJob(ctx context.Context, id string) (*job.Detail, error) {
 	if id == "" {
-		return nil, fmt.Errorf("oss DescribeJob: empty job id")
+		return nil, fmt.Errorf("oss DescribeJob: %w", &invalidRequestError{errors.New("empty job id")})
 	}
 	body, reqID, err := c.invoke(ctx, "DescribeJob", map[string]string{"batchJob": "", "batchJobId": id})
 	if err != nil {

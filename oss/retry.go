@@ -26,6 +26,9 @@ var connectionErrors = &retry.ConnectionErrorRetryable{}
 func (r *retryer) MaxAttempts() int { return r.c.cfg.MaxAttempts }
 
 func (r *retryer) IsErrorRetryable(err error) bool {
+	if errors.Is(err, ErrRateLimitWait) {
+		return false // no request went out, and the deadline is too near
+	}
 	var se *sdk.ServiceError
 	if errors.As(err, &se) {
 		r.c.observe(r.op, se.StatusCode, se.Code)

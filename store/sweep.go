@@ -135,7 +135,8 @@ func (s *Store) readSnapshots(ctx context.Context, target, where string, args ..
 		SELECT job_id, status, coalesce(operation, ''), coalesce(description, ''), coalesce(priority, 0),
 		       creation_time, termination_time,
 		       coalesce(tasks_total, 0), coalesce(tasks_succeeded, 0), coalesce(tasks_failed, 0),
-		       coalesce(elapsed_active_seconds, 0), last_sequence, removed_at IS NOT NULL
+		       coalesce(elapsed_active_seconds, 0), last_sequence, removed_at IS NOT NULL,
+		       descriptor->'anomalies'
 		FROM jobs WHERE target = $1 AND `+where, append([]any{target}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("read snapshots of target %s: %w", target, err)
@@ -147,10 +148,18 @@ func (s *Store) readSnapshots(ctx context.Context, target, where string, args ..
 		j := &sn.Job
 		var status string
 		var created, terminated *time.Time
+		var anomalies []byte
 		if err := rows.Scan(&j.ID, &status, &j.Operation, &j.Description, &j.Priority,
 			&created, &terminated, &j.Tasks.Total, &j.Tasks.Succeeded, &j.Tasks.Failed,
-			&j.ElapsedActiveSeconds, &sn.Sequence, &sn.Removed); err != nil {
+			&j.ElapsedActiveSeconds, &sn.Sequence, &sn.Removed, &anomalies); err != nil {
 			return nil, fmt.Errorf("read snapshots of target %s: %w", target, err)
+		}
+		// The descriptor's anomalies are part of the snapshot: without them
+		// every job holding one would look changed on every sweep.
+		if anomalies != nil {
+			if err := json.Unmarshal(anomalies, &j.Anomalies); err != nil {
+				return nil, fmt.Errorf("read snapshots of target %s: anomalies of job %q: %w", target, j.ID, err)
+			}
 		}
 		j.Status = job.Status(status)
 		j.CreationTime, j.TerminationTime = utcOrZero(created), utcOrZero(terminated)

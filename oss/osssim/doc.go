@@ -39,6 +39,13 @@
 //     With Config.UnknownElements (or Lively) some descriptors carry elements
 //     a client does not know (Tags, StorageClassHint). Each choice is fixed per
 //     JobId, so a test can rely on it.
+//   - JobIds are opaque: a job placed with Put keeps every byte of its id
+//     (spaces, '+', '%', '/', non-ASCII), in listings, continuation tokens
+//     and DescribeJob, which finds a job by its exact id only. Times go out
+//     as the Unix seconds of the job's time.Time, so tests serve odd values
+//     with Put: a CreationTime of time.Unix(1749983400123, 0) is sent as the
+//     millisecond value 1749983400123, time.Unix(-5, 0) as -5, and a
+//     negative counter as it is.
 //   - The world evolves along OSS's lifecycle (see the Step method): terminal
 //     jobs never change, counters only grow and never pass the total,
 //     Suspended jobs want confirmation, pollers may see states skipped, new

@@ -3,6 +3,7 @@
 package osstest
 
 import (
+	"math"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -13,7 +14,9 @@ import (
 
 // Start serves a new simulator on a loopback port for the life of the test
 // and returns it with a client configuration signed by its default key.
-// Retries wait milliseconds, not seconds, so fault tests stay fast.
+// Retries wait milliseconds, not seconds, and there is no rate limit
+// (Rate is +Inf), so fault tests and listings of thousands of pages stay
+// fast; a test of the rate limit sets Rate itself.
 func Start(tb testing.TB, cfg osssim.Config) (*osssim.Simulator, oss.Config) {
 	tb.Helper()
 	sim, err := osssim.New(cfg)
@@ -33,6 +36,7 @@ func Start(tb testing.TB, cfg osssim.Config) (*osssim.Simulator, oss.Config) {
 		BaseDelay:   time.Millisecond,
 		MaxBackoff:  20 * time.Millisecond,
 		CallTimeout: 30 * time.Second,
+		Rate:        math.Inf(1),
 	}
 }
 
