@@ -171,7 +171,7 @@ func unmarshal(body []byte, v any) error {
 }
 
 // toJob builds a job from one descriptor. JobId is opaque and kept byte
-// for byte, spaces included; only a missing or blank one is refused.
+// for byte, spaces included; a missing or blank one comes back empty.
 // Malformed values (text where a number must be) reject the descriptor and
 // so the page; well-formed values that are out of range do not: the field
 // stays zero and an anomaly keeps the raw text (see numParser).
@@ -184,8 +184,12 @@ func (x *xmlJob) toJob() (job.Job, error) {
 	}
 	if strings.TrimSpace(j.ID) == "" {
 		// An empty element and a pretty-printed one cannot be told apart:
-		// a blank id is treated as none.
-		return j, errors.New("no JobId")
+		// a blank id is treated as none. A job without an id is well-formed
+		// XML with an odd value: it does not reject the page (which would
+		// block the target for as long as OSS lists it) but comes back with
+		// an empty ID, which the sweep leaves out and names (diff.Clean).
+		j.ID = ""
+		return j, nil
 	}
 	if j.Status == "" {
 		return j, fmt.Errorf("job %q: no Status", j.ID)

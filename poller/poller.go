@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -207,7 +208,7 @@ func (p *Poller) SweepOnce(ctx context.Context, t Target) (Result, error) {
 		res.LeftOut = bad.Empty + len(bad.Duplicates)
 		log.Error("listing has entries the sweep cannot use; applying the rest, with no removals", "problem", bad.Error())
 	}
-	p.reportAnomalies(listing, log)
+	p.reportAnomalies(listing, &res, log)
 
 	l := listingOf{jobs: listing, startedAt: listedAt, endedAt: endedAt, bad: bad}
 	for attempt := 1; ; attempt++ {
@@ -406,5 +407,24 @@ func unknownIDs(listing []job.Job, live []job.Snapshot) []string {
 }
 
 // reportAnomalies logs the listed jobs whose descriptors held values out
-// of range (left null, the raw value kept in the stored descriptor).
-func (p *Poller) reportAnomalies(listing []job.Job, log *slog.Logger) {}
+// of range (left null, the raw value kept in the stored descriptor), one
+// line a sweep naming the first few, and counts them.
+func (p *Poller) reportAnomalies(listing []job.Job, res *Result, log *slog.Logger) {
+	const named = 5
+	var examples []string
+	for i := range listing {
+		j := &listing[i]
+		if len(j.Anomalies) == 0 {
+			continue
+		}
+		res.Anomalies++
+		if len(examples) < named {
+			a := j.Anomalies[0]
+			examples = append(examples, fmt.Sprintf("job %q %s=%q: %s", j.ID, a.Field, a.Raw, a.Reason))
+		}
+	}
+	if res.Anomalies > 0 {
+		log.Warn("listed jobs hold values out of range; those fields are null, the raw values kept in jobs.descriptor",
+			"jobs", res.Anomalies, "first", strings.Join(examples, "; "))
+	}
+}

@@ -473,3 +473,47 @@ func TestPollerMemoryFollowsLiveJobs(t *testing.T) {
 		t.Errorf("rediscovery = %s, want job-00#3 discovered", e.key())
 	}
 }
+
+// A descriptor with a value out of range never stops its target: a
+// millisecond timestamp is read as one, anything else becomes null with
+// its raw text kept, and every sweep goes on.
+func TestOddValuesNeverBlockATarget(t *testing.T) {
+	t.Parallel()
+	b := setup(t, osssim.Config{EmptyWorld: true})
+	millis := activeJob("job-ms", 10)
+	millis.CreationTime = time.Unix(1749983400123, 0) // OSS sent milliseconds
+	absurd := activeJob("job-absurd", 10)
+	absurd.CreationTime = time.Unix(1<<60, 0) // neither seconds nor milliseconds
+	b.sim.Put(millis)
+	b.sim.Put(absurd)
+	b.sim.Put(activeJob("job-ok", 10))
+	for round := range 3 {
+		res, err := b.poller.SweepOnce(t.Context(), b.target)
+		if err != nil {
+			t.Fatalf("sweep %d: %v", round, err)
+		}
+		if res.Anomalies != 1 {
+			t.Errorf("sweep %d counted %d anomalies, want 1", round, res.Anomalies)
+		}
+		if round > 0 && res.Events != 1 {
+			t.Errorf("sweep %d wrote %d events, want job-ok's progress alone", round, res.Events)
+		}
+		b.sim.Put(activeJob("job-ok", int64(20+round))) // the rest of the target moves on
+	}
+	created := map[string]any{}
+	for _, e := range events(t, b.store) {
+		if e.Sequence == 1 {
+			created[e.JobID] = e.Data["creationTime"]
+		}
+	}
+	if created["job-ms"] != "2025-06-15T10:30:00.123Z" || created["job-absurd"] != nil || created["job-ok"] != "2025-06-15T10:30:00Z" {
+		t.Errorf("creation times %v", created)
+	}
+	if n := count(t, b.store, `SELECT count(*) FROM jobs WHERE job_id = 'job-absurd' AND creation_time IS NULL
+		AND descriptor->'anomalies'->0->>'field' = 'CreationTime'`); n != 1 {
+		t.Error("the odd value's raw text is not kept in the stored descriptor")
+	}
+	if n := count(t, b.store, `SELECT count(*) FROM job_events WHERE job_id = 'job-ok'`); n != 3 {
+		t.Errorf("job-ok has %d events, want 3: the target stopped", n)
+	}
+}
