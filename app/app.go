@@ -136,6 +136,9 @@ func newTarget(tc config.Target, opts Options, onAttempt func(op string, status 
 	}
 	oc := opts.OSS
 	oc.Region, oc.Endpoint, oc.Internal, oc.Credentials = tc.Region, tc.Endpoint, tc.Internal, creds
+	if oc.Rate == 0 { // Options.OSS may set a rate of its own (tests lift it)
+		oc.Rate = tc.OSSRate
+	}
 	oc.HTTPClient = opts.HTTPClient
 	oc.Logger = opts.Logger.With("target", tc.Name)
 	oc.OnAttempt = onAttempt
@@ -202,6 +205,7 @@ func (a *App) ConnectNATS(ctx context.Context) (*publisher.Relay, error) {
 			a.metrics.published.Add(float64(n))
 			a.metrics.publishLag.Observe(lag.Seconds())
 		},
+		OnLockWait: func(d time.Duration) { a.metrics.relayLockWait.Set(d.Seconds()) },
 	})
 	if err != nil {
 		return nil, err

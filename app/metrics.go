@@ -29,6 +29,7 @@ type metrics struct {
 	removalsHeld   *prometheus.GaugeVec
 	leftOut        *prometheus.CounterVec
 	anomalies      *prometheus.CounterVec
+	relayLockWait  prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer, st *store.Store, log *slog.Logger) *metrics {
@@ -83,13 +84,17 @@ func newMetrics(reg prometheus.Registerer, st *store.Store, log *slog.Logger) *m
 			Name: "ossjobwatch_listing_entries_left_out_total",
 			Help: "Listed entries a sweep could not use (an empty or repeated JobId); the sweep failed naming them.",
 		}, []string{"target"}),
+		relayLockWait: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ossjobwatch_relay_lock_wait_seconds",
+			Help: "How long this replica's relay has found the relay lock held by another process (a relay or a replay); 0 once it gets it.",
+		}),
 		anomalies: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ossjobwatch_job_anomalies_total",
 			Help: "Listed jobs with a value out of range (stored as null, the raw value kept in the descriptor), counted per sweep.",
 		}, []string{"target"}),
 	}
 	reg.MustRegister(m.sweepDuration, m.lastSuccess, m.jobs, m.events, m.ossRequests, m.describeErrors,
-		m.publishLag, m.published, m.panics, m.leaseHeld, m.removalsHeld, m.leftOut, m.anomalies, &outboxCollector{store: st, log: log},
+		m.publishLag, m.published, m.panics, m.leaseHeld, m.removalsHeld, m.leftOut, m.anomalies, m.relayLockWait, &outboxCollector{store: st, log: log},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"regexp"
 	"strconv"
@@ -31,6 +32,7 @@ const (
 	DefaultSubjectPrefix   = "ossjobs"
 	DefaultStream          = "OSSJOBS"
 	DefaultSchedule        = "@every 1m"
+	DefaultOSSRate         = 20.0
 	DefaultDuplicateWindow = 30 * time.Minute
 	DefaultHTTPListen      = ":9090"
 )
@@ -47,7 +49,11 @@ type Config struct {
 	// LeaseTTL is how long a replica's target leases outlive its last
 	// heartbeat: how soon a crashed replica's targets are taken over.
 	// Defaults to 30s.
-	LeaseTTL      time.Duration
+	LeaseTTL time.Duration
+	// OSSRate is each target's OSS request rate (requests a second,
+	// ListJobs and DescribeJob together) unless the target sets its own.
+	// Defaults to 20.
+	OSSRate       float64
 	SubjectPrefix string
 	Stream        Stream
 	HTTP          HTTP
@@ -96,6 +102,8 @@ type Target struct {
 	Internal bool
 	Schedule string
 	Enabled  bool
+	// OSSRate is this target's OSS request rate; defaults to Config.OSSRate.
+	OSSRate float64
 	// Credentials says where the keys come from.
 	Credentials Credentials
 }
@@ -166,6 +174,13 @@ func Load(getenv func(string) string, flags Flags, needs Needs) (Config, error) 
 		}
 		cfg.LeaseTTL = d
 	}
+	if v := getenv("OSSJOBWATCH_OSS_RATE"); v != "" {
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(r > 0) || math.IsInf(r, 0) {
+			return Config{}, fmt.Errorf("OSSJOBWATCH_OSS_RATE: %q is not a positive number of requests a second such as 20", v)
+		}
+		cfg.OSSRate = r
+	}
 	set(&cfg.SubjectPrefix, "OSSJOBWATCH_SUBJECT_PREFIX", flags.SubjectPrefix)
 	set(&cfg.Stream.Name, "OSSJOBWATCH_STREAM", flags.Stream)
 	set(&cfg.HTTP.Listen, "OSSJOBWATCH_HTTP_LISTEN", flags.HTTPListen)
@@ -198,6 +213,7 @@ func Load(getenv func(string) string, flags Flags, needs Needs) (Config, error) 
 func (c *Config) applyDefaults() {
 	c.NATSURL = cmp.Or(c.NATSURL, DefaultNATSURL)
 	c.LeaseTTL = cmp.Or(c.LeaseTTL, 30*time.Second)
+	c.OSSRate = cmp.Or(c.OSSRate, DefaultOSSRate)
 	c.SubjectPrefix = cmp.Or(c.SubjectPrefix, DefaultSubjectPrefix)
 	c.Stream.Name = cmp.Or(c.Stream.Name, DefaultStream)
 	c.Stream.DuplicateWindow = cmp.Or(c.Stream.DuplicateWindow, DefaultDuplicateWindow)
@@ -208,6 +224,7 @@ func (c *Config) applyDefaults() {
 	for i := range c.Targets {
 		t := &c.Targets[i]
 		t.Schedule = cmp.Or(t.Schedule, DefaultSchedule)
+		t.OSSRate = cmp.Or(t.OSSRate, c.OSSRate)
 		t.Credentials.Source = cmp.Or(t.Credentials.Source, "default")
 	}
 }
@@ -292,6 +309,9 @@ func (c *Config) validate(needs Needs) error {
 		if _, err := ParseSchedule(t.Schedule); err != nil {
 			add("%s: %w", field("schedule"), err)
 		}
+		if !(t.OSSRate > 0) || math.IsInf(t.OSSRate, 0) {
+			add("%s: %v is not a positive number of requests a second such as 20", field("oss_rate"), t.OSSRate)
+		}
 		if err := t.Credentials.validate(); err != nil {
 			add("%s.%w", fmt.Sprintf("targets[%d].credentials", i), err)
 		}
@@ -305,6 +325,7 @@ var envOf = map[string]string{
 	"region":   "OSSJOBWATCH_REGION",
 	"endpoint": "OSSJOBWATCH_ENDPOINT",
 	"schedule": "OSSJOBWATCH_SCHEDULE",
+	"oss_rate": "OSSJOBWATCH_OSS_RATE",
 }
 
 func (c Credentials) validate() error {
@@ -359,6 +380,7 @@ type fileConfig struct {
 	NATSCreds     string   `yaml:"nats_creds"`
 	NATSCA        string   `yaml:"nats_ca"`
 	LeaseTTL      duration `yaml:"lease_ttl"`
+	OSSRate       float64  `yaml:"oss_rate"`
 	SubjectPrefix string   `yaml:"subject_prefix"`
 	Stream        struct {
 		Name            string   `yaml:"name"`
@@ -375,12 +397,13 @@ type fileConfig struct {
 		Level  string `yaml:"level"`
 	} `yaml:"log"`
 	Targets []struct {
-		Name        string `yaml:"name"`
-		Region      string `yaml:"region"`
-		Endpoint    string `yaml:"endpoint"`
-		Internal    bool   `yaml:"internal"`
-		Schedule    string `yaml:"schedule"`
-		Enabled     *bool  `yaml:"enabled"`
+		Name        string  `yaml:"name"`
+		Region      string  `yaml:"region"`
+		Endpoint    string  `yaml:"endpoint"`
+		Internal    bool    `yaml:"internal"`
+		Schedule    string  `yaml:"schedule"`
+		OSSRate     float64 `yaml:"oss_rate"`
+		Enabled     *bool   `yaml:"enabled"`
 		Credentials struct {
 			Source          string `yaml:"source"`
 			Profile         string `yaml:"profile"`
@@ -425,6 +448,7 @@ func parseFile(data []byte) (Config, error) {
 		NATSCreds:     f.NATSCreds,
 		NATSCA:        f.NATSCA,
 		LeaseTTL:      time.Duration(f.LeaseTTL),
+		OSSRate:       f.OSSRate,
 		SubjectPrefix: f.SubjectPrefix,
 		Stream: Stream{
 			Name: f.Stream.Name, Manage: f.Stream.Manage == nil || *f.Stream.Manage,
@@ -438,7 +462,7 @@ func parseFile(data []byte) (Config, error) {
 		c := t.Credentials
 		cfg.Targets = append(cfg.Targets, Target{
 			Name: cmp.Or(t.Name, t.Region), Region: t.Region, Endpoint: t.Endpoint, Internal: t.Internal,
-			Schedule: t.Schedule, Enabled: t.Enabled == nil || *t.Enabled,
+			Schedule: t.Schedule, OSSRate: t.OSSRate, Enabled: t.Enabled == nil || *t.Enabled,
 			Credentials: Credentials{
 				Source: c.Source, Profile: c.Profile, RoleARN: c.RoleARN, RoleSessionName: c.RoleSessionName,
 				ExternalID: c.ExternalID, OIDCProviderARN: c.OIDCProviderARN, OIDCTokenFile: c.OIDCTokenFile,

@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -68,7 +69,7 @@ func TestSingleTargetFromEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := config.Target{Name: "cn-hangzhou", Region: "cn-hangzhou", Endpoint: "http://127.0.0.1:9000",
-		Schedule: "@every 1m", Enabled: true, Credentials: config.Credentials{Source: "default"}}
+		Schedule: "@every 1m", Enabled: true, OSSRate: 20, Credentials: config.Credentials{Source: "default"}}
 	if len(cfg.Targets) != 1 || cfg.Targets[0] != want {
 		t.Errorf("targets = %+v, want [%+v]", cfg.Targets, want)
 	}
@@ -158,6 +159,33 @@ func TestParseSchedule(t *testing.T) {
 	for _, spec := range []string{"", "CRON_TZ=UTC", "@every", "* * *", "61 * * * *", "TZ=", "0 0 30 2 *"} {
 		if _, err := config.ParseSchedule(spec); err == nil {
 			t.Errorf("ParseSchedule(%q) succeeded", spec)
+		}
+	}
+}
+
+func TestOSSRate(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.yaml")
+	yaml := "oss_rate: 8\ntargets:\n  - {name: a, region: cn-hangzhou}\n  - {name: b, region: cn-beijing, oss_rate: 2.5}\n"
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(env(map[string]string{"OSSJOBWATCH_DATABASE_URL": "postgres://x@y/z", "OSSJOBWATCH_CONFIG": path}), config.Flags{}, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Targets[0].OSSRate != 8 || cfg.Targets[1].OSSRate != 2.5 {
+		t.Errorf("rates %v and %v, want 8 (the file's) and 2.5 (the target's)", cfg.Targets[0].OSSRate, cfg.Targets[1].OSSRate)
+	}
+	cfg, err = config.Load(env(map[string]string{"OSSJOBWATCH_DATABASE_URL": "postgres://x@y/z", "OSSJOBWATCH_CONFIG": path, "OSSJOBWATCH_OSS_RATE": "40"}), config.Flags{}, all)
+	if err != nil || cfg.Targets[0].OSSRate != 40 || cfg.Targets[1].OSSRate != 2.5 {
+		t.Errorf("with OSSJOBWATCH_OSS_RATE=40: %v, %+v", err, cfg.Targets)
+	}
+	for _, bad := range []string{"0", "-1", "fast", "NaN", "Inf"} {
+		_, err := config.Load(env(map[string]string{"OSSJOBWATCH_DATABASE_URL": "postgres://x@y/z", "OSSJOBWATCH_REGION": "cn-hangzhou", "OSSJOBWATCH_OSS_RATE": bad}), config.Flags{}, all)
+		if err == nil || !strings.Contains(err.Error(), "OSSJOBWATCH_OSS_RATE") {
+			t.Errorf("OSSJOBWATCH_OSS_RATE=%s: %v, want an error naming the variable", bad, err)
 		}
 	}
 }
