@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ossjobwatch/ossjobwatch/config"
@@ -222,7 +223,11 @@ func TestNATSDownDuringSweepLosesNothing(t *testing.T) {
 		t.Fatal("no event pending after a sweep with NATS down")
 	}
 
+	// The connection buffers nothing while disconnected: publishing waits
+	// for it to be back.
+	reconnected := a.NATS().StatusChanged(nats.CONNECTED)
 	b.nats.Restart(t)
+	natstest.WaitStatus(t, reconnected, nats.CONNECTED)
 	b.sim.Step()
 	if _, err := a.SweepAll(t.Context()); err != nil {
 		t.Fatal(err)
