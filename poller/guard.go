@@ -4,9 +4,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/ossjobwatch/ossjobwatch/diff"
+	"github.com/ossjobwatch/ossjobwatch/job"
 	"github.com/ossjobwatch/ossjobwatch/store"
 )
 
@@ -25,10 +28,19 @@ func HoldsRemovals(removals, live int) bool {
 }
 
 // holdRemovals applies the mass-removal guard to d, in place: it returns
-// what the target holds after this sweep, and strips the removals from d
-// while they are held. prev is what the target held before; listedAt is
+// what the target holds after this sweep. While removals are held, the
+// listing's discoveries are held too (a listing that lacks most of the jobs
+// may be another account's, whose jobs are not this target's to announce):
+// d keeps only the changes of jobs with a live snapshot. live are the live
+// snapshots, sorted by id; prev is what the target held before; listedAt is
 // this listing's time.
-func (p *Poller) holdRemovals(d *diff.Result, live int, prev store.HeldRemovals, listedAt time.Time, log *slog.Logger) store.HeldRemovals {
+//
+// A hold ends when a listing lacks other jobs than the held ones (it is
+// cleared, and that listing is judged on its own), or when a listing at
+// least Config.ConfirmRemovalsAfter after the first one lacks exactly the
+// same jobs, whatever the live count has become (the removals are then
+// believed).
+func (p *Poller) holdRemovals(d *diff.Result, live []job.Snapshot, prev store.HeldRemovals, listedAt time.Time, log *slog.Logger) store.HeldRemovals {
 	h := sha256.New()
 	removals := 0
 	for _, c := range d.Changes {
@@ -44,34 +56,47 @@ func (p *Poller) holdRemovals(d *diff.Result, live int, prev store.HeldRemovals,
 			h.Write([]byte(c.Job.ID))
 		}
 	}
-	if !HoldsRemovals(removals, live) {
+	digest := hex.EncodeToString(h.Sum(nil))
+	same := !prev.IsZero() && prev.Digest == digest
+	if !same && !HoldsRemovals(removals, len(live)) {
 		return store.HeldRemovals{}
 	}
-	digest := hex.EncodeToString(h.Sum(nil))
-	if prev.Digest == digest && listedAt.Sub(prev.Since) >= p.cfg.ConfirmRemovalsAfter {
+	if same && listedAt.Sub(prev.Since) >= p.cfg.ConfirmRemovalsAfter {
 		log.Warn("a second listing agrees that most jobs are gone; reporting them removed",
-			"removed", removals, "live", live, "first_seen", prev.Since)
+			"removed", removals, "live", len(live), "first_seen", prev.Since)
 		return store.HeldRemovals{}
 	}
 	held := store.HeldRemovals{Since: listedAt, Digest: digest, Count: removals}
-	if prev.Digest == digest {
+	if same {
 		held.Since = prev.Since
 	}
-	log.Warn("listing lacks most of the target's live jobs; holding their removal until a later listing agrees",
-		"would_remove", removals, "live", live, "held_since", held.Since, "confirm_after", p.cfg.ConfirmRemovalsAfter)
+	isLive := func(id string) bool {
+		_, found := slices.BinarySearchFunc(live, id, func(s job.Snapshot, id string) int { return strings.Compare(s.Job.ID, id) })
+		return found
+	}
+	discoveries := 0
 	keepChanges := d.Changes[:0]
 	for _, c := range d.Changes {
-		if c.Kind != diff.Removed {
+		switch {
+		case c.Kind == diff.Removed:
+		case !isLive(c.Job.ID):
+			if c.Kind == diff.Discovered {
+				discoveries++
+			}
+		default:
 			keepChanges = append(keepChanges, c)
 		}
 	}
 	d.Changes = keepChanges
 	keepSnaps := d.Snapshots[:0]
 	for _, s := range d.Snapshots {
-		if !s.Removed {
+		if !s.Removed && isLive(s.Job.ID) {
 			keepSnaps = append(keepSnaps, s)
 		}
 	}
 	d.Snapshots = keepSnaps
+	log.Warn("listing lacks most of the target's live jobs; holding their removal, and its discoveries, until a later listing agrees",
+		"would_remove", removals, "would_discover", discoveries, "live", len(live),
+		"held_since", held.Since, "confirm_after", p.cfg.ConfirmRemovalsAfter)
 	return held
 }

@@ -336,7 +336,7 @@ func (p *Poller) apply(ctx context.Context, t Target, ts *targetState, l listing
 	d := diff.Compute(diff.Input{Previous: previous, Listing: l.jobs, Complete: l.bad == nil, Baseline: !st.Baselined})
 	held := st.Held
 	if l.bad == nil {
-		held = p.holdRemovals(&d, len(ts.snaps), st.Held, l.startedAt, log)
+		held = p.holdRemovals(&d, ts.snaps, st.Held, l.startedAt, log)
 	}
 	res.HeldRemovals = held.Count
 	enriched := p.enrich(ctx, t, d.Changes, res, log)

@@ -517,3 +517,41 @@ func TestOddValuesNeverBlockATarget(t *testing.T) {
 		t.Errorf("job-ok has %d events, want 3: the target stopped", n)
 	}
 }
+
+// Credentials of another account: its listing lacks all of ours and holds
+// jobs that are not ours. Neither its removals nor its discoveries count
+// until a second listing a minute later agrees, however the live count
+// would move.
+func TestMassRemovalGuardHoldsAnotherAccountsListing(t *testing.T) {
+	t.Parallel()
+	ours, oursCfg := osstest.Start(t, osssim.Config{EmptyWorld: true})
+	theirs, theirsCfg := osstest.Start(t, osssim.Config{EmptyWorld: true})
+	b := setup(t, osssim.Config{EmptyWorld: true})
+	b.target.Client = osstest.NewClient(t, oursCfg)
+	for i := range 20 {
+		ours.Put(activeJob(fmt.Sprintf("ours-%02d", i), 10))
+	}
+	for i := range 30 {
+		theirs.Put(activeJob(fmt.Sprintf("theirs-%02d", i), 10))
+	}
+	sweep(t, b)
+	before := count(t, b.store, `SELECT count(*) FROM job_events`)
+
+	foreign := b.target
+	foreign.Client = osstest.NewClient(t, theirsCfg)
+	for i := range 3 {
+		res, err := b.poller.SweepOnce(t.Context(), foreign)
+		if err != nil || res.HeldRemovals != 20 || res.Events != 0 {
+			t.Fatalf("foreign listing %d: %+v, %v; want 20 removals held and no event", i, res, err)
+		}
+	}
+	if n := count(t, b.store, `SELECT count(*) FROM job_events`); n != before {
+		t.Errorf("a foreign listing wrote %d events", n-before)
+	}
+	if n := count(t, b.store, `SELECT count(*) FROM jobs WHERE job_id LIKE 'theirs-%'`); n != 0 {
+		t.Errorf("%d of another account's jobs stored", n)
+	}
+	if res := sweep(t, b); res.Events != 0 || res.HeldRemovals != 0 { // our credentials again
+		t.Errorf("our own listing again = %+v, want nothing", res)
+	}
+}
