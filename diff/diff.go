@@ -257,7 +257,13 @@ type ListingError struct {
 	Empty int
 	// Duplicates are the JobIds listed more than once, sorted.
 	Duplicates []string
+	// NoStatus are the JobIds listed without a status, sorted.
+	NoStatus []string
 }
+
+// Count is how many jobs the listing left out, counting a repeated JobId
+// once.
+func (e *ListingError) Count() int { return e.Empty + len(e.Duplicates) + len(e.NoStatus) }
 
 func (e *ListingError) Error() string {
 	var parts []string
@@ -265,28 +271,36 @@ func (e *ListingError) Error() string {
 		parts = append(parts, fmt.Sprintf("%d job(s) with an empty JobId", e.Empty))
 	}
 	if len(e.Duplicates) > 0 {
-		const shown = 10
-		ids := make([]string, 0, shown)
-		for _, id := range e.Duplicates[:min(shown, len(e.Duplicates))] {
-			ids = append(ids, strconv.Quote(id))
-		}
-		more := ""
-		if n := len(e.Duplicates) - shown; n > 0 {
-			more = fmt.Sprintf(" and %d more", n)
-		}
-		parts = append(parts, fmt.Sprintf("JobId listed more than once: %s%s", strings.Join(ids, ", "), more))
+		parts = append(parts, "JobId listed more than once: "+quoteSome(e.Duplicates))
+	}
+	if len(e.NoStatus) > 0 {
+		parts = append(parts, "job(s) without a Status: "+quoteSome(e.NoStatus))
 	}
 	return "listing left out " + strings.Join(parts, "; ")
 }
 
+// quoteSome quotes the first ten ids and says how many more there are.
+func quoteSome(ids []string) string {
+	const shown = 10
+	q := make([]string, 0, shown)
+	for _, id := range ids[:min(shown, len(ids))] {
+		q = append(q, strconv.Quote(id))
+	}
+	more := ""
+	if n := len(ids) - shown; n > 0 {
+		more = fmt.Sprintf(" and %d more", n)
+	}
+	return strings.Join(q, ", ") + more
+}
+
 // Clean returns the listing sorted by id, one entry per job, and an error
-// naming what it left out: jobs with an empty JobId, and every copy of a
-// JobId listed more than once (which copy is current cannot be told, so
-// neither is believed). OSS lists in id order, so the usual listing is
+// naming what it left out: jobs with an empty JobId, every copy of a JobId
+// listed more than once (which copy is current cannot be told, so neither
+// is believed), and jobs without a status. OSS lists in id order, so the usual listing is
 // returned as it is, without a copy: at 100,000 jobs a copy is megabytes.
 func Clean(listing []job.Job) ([]job.Job, *ListingError) {
 	byJobID := func(a, b job.Job) int { return cmp.Compare(a.ID, b.ID) }
-	if slices.IsSortedFunc(listing, byJobID) && unique(listing) && (len(listing) == 0 || listing[0].ID != "") {
+	if slices.IsSortedFunc(listing, byJobID) && unique(listing) && (len(listing) == 0 || listing[0].ID != "") && allHaveStatus(listing) {
 		return listing, nil
 	}
 	out := slices.Clone(listing)
@@ -303,16 +317,27 @@ func Clean(listing []job.Job) ([]job.Job, *ListingError) {
 			bad.Empty += k - i
 		case k-i > 1:
 			bad.Duplicates = append(bad.Duplicates, out[i].ID)
+		case out[i].Status == "":
+			bad.NoStatus = append(bad.NoStatus, out[i].ID)
 		default:
 			out[w] = out[i]
 			w++
 		}
 		i = k
 	}
-	if bad.Empty == 0 && bad.Duplicates == nil {
+	if bad.Count() == 0 {
 		return out, nil
 	}
 	return out[:w], &bad
+}
+
+func allHaveStatus(listing []job.Job) bool {
+	for i := range listing {
+		if listing[i].Status == "" {
+			return false
+		}
+	}
+	return true
 }
 
 // unique reports whether a sorted listing names every job once.

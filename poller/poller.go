@@ -128,7 +128,8 @@ type Result struct {
 	// but that wait for a second listing to agree (see HoldsRemovals).
 	HeldRemovals int
 	// LeftOut counts the listed entries the sweep could not use (an empty
-	// or repeated JobId); SweepOnce then also returns an error naming them.
+	// or repeated JobId, no status); SweepOnce then also returns an error
+	// naming them.
 	LeftOut int
 	// Anomalies counts the listed jobs with a value out of range (see
 	// job.Job.Anomalies).
@@ -205,7 +206,7 @@ func (p *Poller) SweepOnce(ctx context.Context, t Target) (Result, error) {
 	}
 	listing, bad := diff.Clean(listing)
 	if bad != nil {
-		res.LeftOut = bad.Empty + len(bad.Duplicates)
+		res.LeftOut = bad.Count()
 		log.Error("listing has entries the sweep cannot use; applying the rest, with no removals", "problem", bad.Error())
 	}
 	p.reportAnomalies(listing, &res, log)

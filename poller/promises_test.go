@@ -312,6 +312,9 @@ func TestListingWithRepeatedOrEmptyIDs(t *testing.T) {
 		case "empty": // job-b's id blank, job-c missing
 			body = bytes.Replace(body, jobs[2], nil, 1)
 			return bytes.Replace(body, []byte("<JobId>job-b</JobId>"), []byte("<JobId></JobId>"), 1)
+		case "nostatus": // job-b's status blank, job-c missing
+			body = bytes.Replace(body, jobs[2], nil, 1)
+			return regexp.MustCompile(`(<JobId>job-b</JobId>(?s:.*?))<Status>\w+</Status>`).ReplaceAll(body, []byte("${1}<Status/>"))
 		}
 		return body
 	}))
@@ -338,6 +341,16 @@ func TestListingWithRepeatedOrEmptyIDs(t *testing.T) {
 	}
 	if n := count(t, b.store, `SELECT count(*) FROM jobs WHERE removed_at IS NOT NULL OR job_id = ''`); n != 0 {
 		t.Errorf("%d jobs removed or stored with an empty id, want none", n)
+	}
+
+	mu.Lock()
+	mode = "nostatus"
+	mu.Unlock()
+	if _, err := b.poller.SweepOnce(t.Context(), b.target); err == nil || !strings.Contains(err.Error(), `without a Status: "job-b"`) {
+		t.Fatalf("sweep err = %v, want one naming job-b's missing status", err)
+	}
+	if n := count(t, b.store, `SELECT count(*) FROM jobs WHERE removed_at IS NOT NULL OR status = ''`); n != 0 {
+		t.Errorf("%d jobs removed or stored without a status, want none", n)
 	}
 }
 
