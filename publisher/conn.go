@@ -89,8 +89,8 @@ func CheckURL(natsURL string) error {
 			p = "nats://" + p // as nats.go does
 		}
 		if _, err := url.Parse(p); err != nil {
-			return fmt.Errorf("NATS URL %d of %d (%s) does not parse: %s; a password or token must escape its special characters (%%40 for @, %%2F for /, %%25 for %%)",
-				i+1, len(splitURLs(natsURL)), RedactURL(p), urlProblem(err))
+			return fmt.Errorf("NATS URL %d of %d in %s does not parse: %s; a password or token must escape its special characters (%%40 for @, %%2F for /, %%25 for %%, %%2C for a comma)",
+				i+1, len(splitURLs(natsURL)), RedactURL(natsURL), urlProblem(err))
 		}
 	}
 	return nil
@@ -133,25 +133,43 @@ const redacted = "redacted"
 // RedactURL returns a NATS URL, or comma-separated list of them, safe to
 // log: any user information (user and password, or a token) becomes
 // "redacted". It does not parse the URL, so that a malformed one (an
-// unescaped '@', '/' or '#' in a password, a bad %-escape, no scheme) is
-// redacted as well: everything before the last '@' of a server, after its
-// scheme, is user information.
+// unescaped '@', '/', '#' or ',' in a password, a bad %-escape, no scheme)
+// is redacted as well: everything before the last '@' of a server, after its
+// scheme, is user information, and a server that has an '@' but no scheme
+// continues the one before it (its password held a comma), so the two are
+// redacted as one.
 func RedactURL(natsURL string) string {
-	parts := strings.Split(natsURL, ",")
-	for i, p := range parts {
-		p = strings.TrimSpace(p)
+	pieces := credentialPieces(natsURL)
+	for i, p := range pieces {
 		at := strings.LastIndexByte(p, '@')
 		if at < 0 {
-			parts[i] = p
 			continue
 		}
 		scheme := ""
 		if j := strings.Index(p[:at], "://"); j >= 0 {
 			scheme = p[:j+3]
 		}
-		parts[i] = scheme + redacted + p[at:]
+		pieces[i] = scheme + redacted + p[at:]
 	}
-	return strings.Join(parts, ",")
+	return strings.Join(pieces, ",")
+}
+
+// credentialPieces splits a server list on commas as nats.go does, except
+// that a piece with an '@' and no scheme is joined to the piece before it:
+// "nats://u:a,b@h" is one server whose password has a comma, and
+// "nats://h1,u:p@h2" is read the same way, which redacts h1 too (safe, if
+// more than needed).
+func credentialPieces(natsURL string) []string {
+	var out []string
+	for p := range strings.SplitSeq(natsURL, ",") {
+		p = strings.TrimSpace(p)
+		if len(out) > 0 && strings.Contains(p, "@") && !strings.Contains(p[:strings.LastIndexByte(p, '@')], "://") {
+			out[len(out)-1] += "," + p
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 // RedactError returns err with every secret of natsURL (each server's
@@ -165,7 +183,7 @@ func RedactError(err error, natsURL string) error {
 	}
 	msg := err.Error()
 	clean := msg
-	for _, p := range splitURLs(natsURL) {
+	for _, p := range credentialPieces(natsURL) {
 		if strings.Contains(p, "@") {
 			clean = strings.ReplaceAll(clean, p, RedactURL(p))
 		}
@@ -190,7 +208,9 @@ func urlSecrets(natsURL string) []string {
 			out = append(out, s)
 		}
 	}
-	for _, p := range splitURLs(natsURL) {
+	// Both readings: each server as nats.go splits the list, and servers
+	// joined where a password may hold a comma.
+	for _, p := range slices.Concat(splitURLs(natsURL), credentialPieces(natsURL)) {
 		at := strings.LastIndexByte(p, '@')
 		if at < 0 {
 			continue
@@ -204,6 +224,15 @@ func urlSecrets(natsURL string) []string {
 			secret = pw
 		}
 		forms := []string{secret}
+		// nats.go splits the list on commas, so its messages may quote a
+		// password's pieces on their own.
+		if strings.Contains(secret, ",") {
+			for frag := range strings.SplitSeq(secret, ",") {
+				if len(frag) >= 3 {
+					forms = append(forms, frag)
+				}
+			}
+		}
 		if d, err := url.PathUnescape(secret); err == nil {
 			forms = append(forms, d)
 		}

@@ -64,6 +64,8 @@ var hostileURLs = []struct {
 	{"several servers", "nats://a:Qz7KpAlpha@127.0.0.1:1, b:Wm4VnBravo@127.0.0.1:2,tls://c:Hx9Lc%zzCharlie@127.0.0.1:3",
 		[]string{"Qz7KpAlpha", "Wm4VnBravo", "Hx9Lc%zzCharlie"}},
 	{"IPv6", "nats://user:Qz7Kp/Wm4Vn@[::1]:1", []string{"Qz7Kp/Wm4Vn"}},
+	{"unescaped comma", "nats://user:Qz7Kp,Wm4Vn@127.0.0.1:1", []string{"Qz7Kp,Wm4Vn"}},
+	{"unescaped comma after digits", "nats://user:12345,Wm4Vn@127.0.0.1:1", []string{"12345,Wm4Vn"}},
 }
 
 // checkNoSecret fails if out shows any form, or any five-byte piece of a
