@@ -37,11 +37,14 @@ type span struct{ start, end int }
 
 // passwordSpans returns the byte ranges of the passwords in dsn, in order and
 // not overlapping.
+//
+// A DSN with "://" before any '=' is read as a URL whatever its scheme's
+// case or spelling and whatever white space leads it ("POSTGRES://…",
+// " postgres://…", "postgress://…"): pgx refuses those as key=value
+// strings, and its error would otherwise echo them in full.
 func passwordSpans(dsn string) []span {
-	for _, scheme := range []string{"postgres://", "postgresql://"} {
-		if strings.HasPrefix(dsn, scheme) {
-			return mergeSpans(urlPasswordSpans(dsn, len(scheme)))
-		}
+	if i := strings.Index(dsn, "://"); i >= 0 && !strings.Contains(dsn[:i], "=") {
+		return mergeSpans(urlPasswordSpans(dsn, i+len("://")))
 	}
 	return keywordPasswordSpans(dsn)
 }

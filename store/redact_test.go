@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ossjobwatch/ossjobwatch/store"
 )
@@ -15,6 +16,9 @@ func TestRedactURL(t *testing.T) {
 	}{
 		{"URL", "postgres://u:s3cret@host:5432/db?sslmode=disable", "postgres://u:xxxxx@host:5432/db?sslmode=disable"},
 		{"postgresql scheme", "postgresql://u:s3cret@host/db", "postgresql://u:xxxxx@host/db"},
+		{"upper-case scheme", "POSTGRES://u:s3cret@host/db", "POSTGRES://u:xxxxx@host/db"},
+		{"leading space", " postgres://u:s3cret@host/db", " postgres://u:xxxxx@host/db"},
+		{"misspelt scheme", "postgress://u:s3cret@host/db", "postgress://u:xxxxx@host/db"},
 		{"URL without password", "postgres://u@host/db", "postgres://u@host/db"},
 		{"URL without user", "postgres://host/db", "postgres://host/db"},
 		{"escaped password", "postgres://u:p%40ss%2Fs3cret@h/db", "postgres://u:xxxxx@h/db"},
@@ -76,4 +80,19 @@ func FuzzRedactURL(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Open's error for a DSN pgx cannot parse names it without its password,
+// whatever the scheme's case or the white space around it.
+func TestOpenHidesPasswordsOfOddSchemes(t *testing.T) {
+	t.Parallel()
+	for _, dsn := range []string{"POSTGRES://alice:Qz7KpWm4Vn@127.0.0.1:1/db", " postgres://alice:Qz7KpWm4Vn@127.0.0.1:1/db", "Postgresql://alice:Qz7KpWm4Vn@127.0.0.1:1/db"} {
+		_, err := store.Open(t.Context(), dsn, store.Config{ConnectTimeout: time.Second})
+		if err == nil {
+			t.Fatalf("Open(%q) succeeded", dsn)
+		}
+		if strings.Contains(err.Error(), "Qz7Kp") {
+			t.Errorf("Open error shows the password: %v", err)
+		}
+	}
 }

@@ -27,6 +27,7 @@ var ErrNotFound = errors.New("not found")
 
 const (
 	defaultMaxConns        = 8
+	minConns               = 2
 	defaultConnectTimeout  = 10 * time.Second
 	defaultApplicationName = "ossjobwatch"
 
@@ -118,6 +119,11 @@ func Open(ctx context.Context, databaseURL string, cfg Config) (*Store, error) {
 		// pgxpool's own default, max(4, number of CPUs), is too few on a
 		// small machine for sweeps, the relay and a LISTEN connection.
 		poolCfg.MaxConns = max(defaultMaxConns, poolCfg.MaxConns)
+	}
+	if poolCfg.MaxConns < minConns {
+		// A relay round holds one connection for its transaction and reads
+		// the outbox on a second: with one, it would wait for itself.
+		return nil, fmt.Errorf("pool_max_conns %d: at least %d connections are needed (a relay round uses two)", poolCfg.MaxConns, minConns)
 	}
 	if cfg.ConnectTimeout > 0 || poolCfg.ConnConfig.ConnectTimeout == 0 {
 		poolCfg.ConnConfig.ConnectTimeout = cmp.Or(cfg.ConnectTimeout, defaultConnectTimeout)

@@ -90,6 +90,12 @@ func TestOpenErrors(t *testing.T) {
 			wantText: "MaxConns",
 		},
 		{
+			name:     "a pool too small for the relay",
+			url:      "postgres://u:s3cr3t-pw@127.0.0.1/db?pool_max_conns=1",
+			wantText: "pool_max_conns 1: at least 2",
+			secrets:  []string{"s3cr3t-pw"},
+		},
+		{
 			name:     "URL that does not parse",
 			url:      "postgres://u:s3cr3t-pw@h:bad/db",
 			wantText: "parse database URL",
