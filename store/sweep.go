@@ -46,6 +46,9 @@ type TargetState struct {
 	// Held describes the removals a full listing would have made but that
 	// wait for a second listing to agree; zero when none are held.
 	Held HeldRemovals
+	// LastFullListedAt is when the listing of the last applied full sweep
+	// began; zero if none was applied.
+	LastFullListedAt time.Time
 }
 
 // HeldRemovals are the removals of a listing that lacked most of a
@@ -85,15 +88,16 @@ type querier interface {
 
 func targetState(ctx context.Context, q querier, target string, forUpdate bool) (TargetState, error) {
 	sql := `SELECT baseline_done, coalesce(last_sweep_id::text, ''), last_listed_at, last_listing_ended_at,
-	               removals_held_since, coalesce(removals_held_digest, ''), coalesce(removals_held_count, 0)
+	               removals_held_since, coalesce(removals_held_digest, ''), coalesce(removals_held_count, 0),
+	               last_full_listed_at
 	        FROM targets WHERE target = $1`
 	if forUpdate {
 		sql += ` FOR UPDATE`
 	}
 	var st TargetState
-	var listed, ended, held *time.Time
+	var listed, ended, held, full *time.Time
 	err := q.QueryRow(ctx, sql, target).Scan(&st.Baselined, &st.LastSweepID, &listed, &ended,
-		&held, &st.Held.Digest, &st.Held.Count)
+		&held, &st.Held.Digest, &st.Held.Count, &full)
 	if errors.Is(interpretError(err), ErrNotFound) {
 		return TargetState{}, nil
 	}
@@ -101,6 +105,7 @@ func targetState(ctx context.Context, q querier, target string, forUpdate bool) 
 		return TargetState{}, fmt.Errorf("read state of target %s: %w", target, err)
 	}
 	st.LastListedAt, st.LastListingEndedAt, st.Held.Since = utcOrZero(listed), utcOrZero(ended), utcOrZero(held)
+	st.LastFullListedAt = utcOrZero(full)
 	return st, nil
 }
 
@@ -203,7 +208,9 @@ func (s *Store) EndListing(ctx context.Context, id string) (time.Time, error) {
 
 // SweepRecord is how a sweep ended.
 type SweepRecord struct {
-	ID         string
+	ID string
+	// Hot is true for a hot sweep (only the unfinished jobs listed).
+	Hot        bool
 	Pages      int
 	JobsListed int
 	Events     int
@@ -238,8 +245,9 @@ func finishSweep(ctx context.Context, db execer, rec SweepRecord) error {
 		errText = &rec.Err
 	}
 	tag, err := db.Exec(ctx, `
-		UPDATE sweeps SET finished_at = clock_timestamp(), pages = $2, jobs_listed = $3, events = $4, complete = $5, error = $6
-		WHERE id = $1 AND finished_at IS NULL`, rec.ID, rec.Pages, rec.JobsListed, rec.Events, rec.Complete, errText)
+		UPDATE sweeps SET finished_at = clock_timestamp(), pages = $2, jobs_listed = $3, events = $4, complete = $5, error = $6,
+		                  mode = CASE WHEN $7 THEN 'hot' ELSE 'full' END
+		WHERE id = $1 AND finished_at IS NULL`, rec.ID, rec.Pages, rec.JobsListed, rec.Events, rec.Complete, errText, rec.Hot)
 	if err != nil {
 		return fmt.Errorf("record end of sweep %s: %w", rec.ID, err)
 	}
@@ -313,13 +321,18 @@ func (s *Store) ApplySweep(ctx context.Context, a Apply) (int, error) {
 		if !a.Held.IsZero() {
 			heldSince, heldDigest, heldCount = a.Held.Since, a.Held.Digest, a.Held.Count
 		}
+		var fullAt any
+		if !a.Record.Hot {
+			fullAt = a.ListedAt
+		}
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO targets (target, baseline_done, last_listed_at, last_listing_ended_at, last_sweep_id,
-			                     removals_held_since, removals_held_digest, removals_held_count)
-			VALUES ($1, true, $2, $3, $4, $5, $6, $7)
+			                     removals_held_since, removals_held_digest, removals_held_count, last_full_listed_at)
+			VALUES ($1, true, $2, $3, $4, $5, $6, $7, $8)
 			ON CONFLICT (target) DO UPDATE SET baseline_done = true, last_listed_at = $2, last_listing_ended_at = $3,
-				last_sweep_id = $4, removals_held_since = $5, removals_held_digest = $6, removals_held_count = $7`,
-			a.Target, a.ListedAt, timeOrNull(a.ListingEndedAt), a.SweepID, heldSince, heldDigest, heldCount); err != nil {
+				last_sweep_id = $4, removals_held_since = $5, removals_held_digest = $6, removals_held_count = $7,
+				last_full_listed_at = coalesce($8, targets.last_full_listed_at)`,
+			a.Target, a.ListedAt, timeOrNull(a.ListingEndedAt), a.SweepID, heldSince, heldDigest, heldCount, fullAt); err != nil {
 			return fmt.Errorf("record state of target %s: %w", a.Target, err)
 		}
 		rec := a.Record
