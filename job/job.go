@@ -38,6 +38,17 @@ var Statuses = []Status{
 	StatusCancelling, StatusCancelled, StatusFailing, StatusFailed,
 }
 
+// unfinished lists the documented statuses but the terminal ones.
+var unfinished = []Status{
+	StatusNew, StatusPreparing, StatusSuspended, StatusReady, StatusActive,
+	StatusPausing, StatusPaused, StatusCompleting, StatusCancelling, StatusFailing,
+}
+
+// Unfinished returns the documented statuses of a job that may still
+// change: every one but Complete, Cancelled and Failed. A hot sweep lists
+// these. The caller must not modify the slice.
+func Unfinished() []Status { return unfinished }
+
 // Known reports whether s is one of the documented statuses.
 func (s Status) Known() bool {
 	for _, k := range Statuses {

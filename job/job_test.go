@@ -52,3 +52,16 @@ func TestJobEqual(t *testing.T) {
 		}
 	}
 }
+
+func TestUnfinishedIsEveryStatusButTheTerminalOnes(t *testing.T) {
+	t.Parallel()
+	var want []job.Status
+	for _, s := range job.Statuses {
+		if !s.Terminal() {
+			want = append(want, s)
+		}
+	}
+	if got := job.Unfinished(); !slices.Equal(got, want) {
+		t.Errorf("Unfinished() = %v, want %v", got, want)
+	}
+}

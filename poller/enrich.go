@@ -8,6 +8,7 @@ import (
 
 	"github.com/ossjobwatch/ossjobwatch/diff"
 	"github.com/ossjobwatch/ossjobwatch/event"
+	"github.com/ossjobwatch/ossjobwatch/job"
 	"github.com/ossjobwatch/ossjobwatch/oss"
 )
 
@@ -18,14 +19,21 @@ import (
 // A call that fails after its retries gives that event enrichmentError
 // (logged and counted) and never fails the sweep. If ctx ends, the calls
 // not made yet are not made, and the sweep fails on ctx in its apply.
-func (p *Poller) enrich(ctx context.Context, t Target, changes []diff.Change, res *Result, log *slog.Logger) map[string]event.Enrichment {
+//
+// known holds DescribeJob answers the sweep has already (a hot sweep's, for
+// jobs that left the unfinished set): those jobs are not asked again.
+func (p *Poller) enrich(ctx context.Context, t Target, changes []diff.Change, known map[string]*job.Detail, res *Result, log *slog.Logger) map[string]event.Enrichment {
+	out := make(map[string]event.Enrichment)
 	var ids []string
 	for _, c := range changes {
 		if c.Kind == diff.StatusChanged && c.Job.Status.NeedsDetail() {
+			if d, ok := known[c.Job.ID]; ok {
+				out[c.Job.ID] = event.Enrichment{Detail: d}
+				continue
+			}
 			ids = append(ids, c.Job.ID)
 		}
 	}
-	out := make(map[string]event.Enrichment, len(ids))
 	var (
 		mu  sync.Mutex
 		wg  sync.WaitGroup

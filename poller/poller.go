@@ -108,6 +108,18 @@ func New(cfg Config) (*Poller, error) {
 // Result says what a sweep did.
 type Result struct {
 	SweepID string
+	// Hot is true for a hot sweep: only the unfinished jobs were listed,
+	// and the jobs last known unfinished that the listing lacked described.
+	Hot bool
+	// Described counts a hot sweep's DescribeJob calls for jobs that left
+	// the unfinished set; Gone, those of them OSS no longer knows (they wait
+	// for the next full sweep).
+	Described, Gone int
+	// FoundFinished counts the jobs a full sweep discovered already
+	// finished (created and finished since the last sweep: hot sweeps
+	// cannot see those), and TerminalChanged the finished jobs whose
+	// status changed again, which no documented behaviour explains.
+	FoundFinished, TerminalChanged int
 	Pages   int
 	Jobs    int
 	Events  int
@@ -145,12 +157,42 @@ const maxApplyAttempts = 3
 // sweep's context was cancelled.
 const recordTimeout = 5 * time.Second
 
-// SweepOnce lists every job of t, diffs and applies the result. A listing
-// that fails or does not complete writes nothing but the sweep's record,
-// with the error. A listing with entries it cannot use (an empty or
-// repeated JobId) is applied without them and without removals, and
-// SweepOnce returns an error naming them.
+// Mode says what a sweep lists.
+type Mode int
+
+const (
+	// Full lists every job: it alone may report removals.
+	Full Mode = iota
+	// Hot lists the unfinished jobs only, and describes each job last
+	// known unfinished that the listing lacks, to learn where it went.
+	Hot
+)
+
+func (m Mode) String() string {
+	if m == Hot {
+		return "hot"
+	}
+	return "full"
+}
+
+// SweepOnce makes a full sweep of t: Sweep(ctx, t, Full).
 func (p *Poller) SweepOnce(ctx context.Context, t Target) (Result, error) {
+	return p.Sweep(ctx, t, Full)
+}
+
+// Sweep lists the jobs of t (every one, or with Hot the unfinished ones),
+// diffs and applies the result. A listing that fails or does not complete
+// writes nothing but the sweep's record, with the error. A listing with
+// entries it cannot use (an empty or repeated JobId, no status) is applied
+// without them and without removals, and Sweep returns an error naming
+// them. A hot sweep of a target no full sweep was applied to yet is full:
+// a baseline lists everything.
+//
+// A hot sweep never reports removals; a job that left the unfinished set is
+// described, and a job DescribeJob no longer knows waits for the next full
+// sweep. Everything else holds as for full sweeps: fencing, enrichment,
+// ordering, sequences.
+func (p *Poller) Sweep(ctx context.Context, t Target, mode Mode) (Result, error) {
 	if !event.ValidName(t.Name) {
 		return Result{}, fmt.Errorf("sweep: target name %q: must match [A-Za-z0-9_-]+", t.Name)
 	}
@@ -184,7 +226,7 @@ func (p *Poller) SweepOnce(ctx context.Context, t Target) (Result, error) {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 		defer cancel()
 		err := p.cfg.Store.FinishSweep(rctx, store.SweepRecord{
-			ID: sweepID, Pages: res.Pages, JobsListed: res.Jobs, Err: why,
+			ID: sweepID, Hot: res.Hot, Pages: res.Pages, JobsListed: res.Jobs, Err: why,
 		})
 		if errors.Is(err, store.ErrRecorded) {
 			log.Warn("the sweep's apply committed although its result was an error; its record stands", "error", why)
@@ -196,7 +238,29 @@ func (p *Poller) SweepOnce(ctx context.Context, t Target) (Result, error) {
 		return res, fmt.Errorf("sweep %s: %w", t.Name, errors.Join(err, record(err.Error())))
 	}
 
-	listing, err := p.list(ctx, t, len(ts.snaps), &res)
+	var details map[string]*job.Detail
+	if mode == Hot {
+		st, err := p.load(ctx, t.Name, ts)
+		if err != nil {
+			return fail(err)
+		}
+		if !st.Baselined {
+			log.Info("no sweep of the target applied yet: this one lists every job")
+			mode = Full
+		}
+	}
+	res.Hot = mode == Hot
+	var listing []job.Job
+	if res.Hot {
+		listing, err = p.listHot(ctx, t, &res)
+		if err == nil {
+			// What DescribeJob says is part of the listing: the listing
+			// ends after it.
+			listing, details = p.describeLeft(ctx, t, ts.snaps, listing, &res, log)
+		}
+	} else {
+		listing, err = p.list(ctx, t, len(ts.snaps), &res)
+	}
 	if err != nil {
 		return fail(err)
 	}
@@ -211,14 +275,15 @@ func (p *Poller) SweepOnce(ctx context.Context, t Target) (Result, error) {
 	}
 	p.reportAnomalies(listing, &res, log)
 
-	l := listingOf{jobs: listing, startedAt: listedAt, endedAt: endedAt, bad: bad}
+	l := listingOf{jobs: listing, startedAt: listedAt, endedAt: endedAt, bad: bad, hot: res.Hot, details: details}
 	for attempt := 1; ; attempt++ {
 		written, err := p.apply(ctx, t, ts, l, &res, log)
 		switch {
 		case err == nil:
 			res.Events = written
 			res.Duration = p.cfg.NowFunc().Sub(started)
-			log.Info("sweep applied", "pages", res.Pages, "jobs", res.Jobs, "events", res.Events, "duration", res.Duration)
+			log.Info("sweep applied", "mode", mode, "pages", res.Pages, "jobs", res.Jobs, "described", res.Described,
+				"events", res.Events, "duration", res.Duration)
 			if bad != nil {
 				return res, fmt.Errorf("sweep %s: applied without the entries it could not use: %w", t.Name, bad)
 			}
@@ -302,21 +367,19 @@ type listingOf struct {
 	jobs               []job.Job
 	startedAt, endedAt time.Time
 	bad                *diff.ListingError
+	// hot marks a hot sweep's listing (the unfinished jobs, and those that
+	// left the set as DescribeJob told); details are DescribeJob's answers
+	// it already has, which enrichment reuses.
+	hot     bool
+	details map[string]*job.Detail
 }
 
 // apply reads the snapshots (unless this process applied the last sweep
 // and still holds them), diffs, enriches and writes.
 func (p *Poller) apply(ctx context.Context, t Target, ts *targetState, l listingOf, res *Result, log *slog.Logger) (int, error) {
-	st, err := p.cfg.Store.TargetState(ctx, t.Name)
+	st, err := p.load(ctx, t.Name, ts)
 	if err != nil {
 		return 0, err
-	}
-	if !ts.loaded || ts.version != st.LastSweepID {
-		ts.loaded, ts.snaps = false, nil
-		if st, ts.snaps, err = p.cfg.Store.Snapshots(ctx, t.Name); err != nil {
-			return 0, err
-		}
-		ts.version, ts.loaded = st.LastSweepID, true
 	}
 	if st.Stale(l.startedAt) {
 		return 0, store.ErrStale
@@ -334,13 +397,17 @@ func (p *Poller) apply(ctx context.Context, t Target, ts *targetState, l listing
 		}
 	}
 
-	d := diff.Compute(diff.Input{Previous: previous, Listing: l.jobs, Complete: l.bad == nil, Baseline: !st.Baselined})
+	full := !l.hot
+	d := diff.Compute(diff.Input{Previous: previous, Listing: l.jobs, Complete: full && l.bad == nil, Baseline: !st.Baselined})
 	held := st.Held
-	if l.bad == nil {
+	if full && l.bad == nil {
 		held = p.holdRemovals(&d, ts.snaps, st.Held, l.startedAt, log)
 	}
 	res.HeldRemovals = held.Count
-	enriched := p.enrich(ctx, t, d.Changes, res, log)
+	if full && st.Baselined {
+		res.FoundFinished, res.TerminalChanged = foundByFull(d.Changes)
+	}
+	enriched := p.enrich(ctx, t, d.Changes, l.details, res, log)
 	meta := event.Meta{Target: t.Name, Region: t.Region, SubjectPrefix: p.cfg.SubjectPrefix, SweepID: res.SweepID, ObservedAt: l.startedAt}
 	events := func(yield func(event.Event, error) bool) {
 		for _, c := range d.Changes {
@@ -358,7 +425,7 @@ func (p *Poller) apply(ctx context.Context, t Target, ts *targetState, l listing
 			}
 		}
 	}
-	rec := store.SweepRecord{Pages: res.Pages, JobsListed: res.Jobs}
+	rec := store.SweepRecord{Hot: l.hot, Pages: res.Pages, JobsListed: res.Jobs}
 	if l.bad != nil {
 		rec.Err = l.bad.Error()
 	}
@@ -428,4 +495,117 @@ func (p *Poller) reportAnomalies(listing []job.Job, res *Result, log *slog.Logge
 		log.Warn("listed jobs hold values out of range; those fields are null, the raw values kept in jobs.descriptor",
 			"jobs", res.Anomalies, "first", strings.Join(examples, "; "))
 	}
+}
+
+// load returns the target's state, reading its live snapshots into ts
+// unless ts holds them as of the sweep applied last.
+func (p *Poller) load(ctx context.Context, target string, ts *targetState) (store.TargetState, error) {
+	st, err := p.cfg.Store.TargetState(ctx, target)
+	if err != nil {
+		return st, err
+	}
+	if !ts.loaded || ts.version != st.LastSweepID {
+		ts.loaded, ts.snaps = false, nil
+		if st, ts.snaps, err = p.cfg.Store.Snapshots(ctx, target); err != nil {
+			return st, err
+		}
+		ts.version, ts.loaded = st.LastSweepID, true
+	}
+	return st, nil
+}
+
+// listHot fetches every page of the unfinished jobs.
+func (p *Poller) listHot(ctx context.Context, t Target, res *Result) ([]job.Job, error) {
+	pager := t.Client.Pager(oss.ListJobsOptions{MaxKeys: 1000, Statuses: job.Unfinished()})
+	var jobs []job.Job
+	for page, err := range pager.All(ctx) {
+		if err != nil {
+			res.Pages, res.Jobs = pager.Pages(), pager.Jobs()
+			return nil, err
+		}
+		jobs = append(jobs, page.Jobs...)
+	}
+	res.Pages, res.Jobs = pager.Pages(), pager.Jobs()
+	if !pager.Complete() {
+		return nil, errors.New("listing ended before its last page")
+	}
+	return jobs, nil
+}
+
+// describeLeft calls DescribeJob for every job last known unfinished (a
+// live snapshot in a status the hot listing covers) that the hot listing
+// lacks, DescribeConcurrency at a time, and returns the listing with what
+// DescribeJob said appended, as if listed, and its answers for
+// enrichment. A job OSS no longer knows is left out (the next full sweep
+// reports its removal); one whose call failed is left out too, counted and
+// logged (the next sweep tries again).
+func (p *Poller) describeLeft(ctx context.Context, t Target, live []job.Snapshot, listing []job.Job, res *Result, log *slog.Logger) ([]job.Job, map[string]*job.Detail) {
+	listed := make(map[string]bool, len(listing))
+	for i := range listing {
+		listed[listing[i].ID] = true
+	}
+	var ids []string
+	for i := range live {
+		j := &live[i].Job
+		if slices.Contains(job.Unfinished(), j.Status) && !listed[j.ID] {
+			ids = append(ids, j.ID)
+		}
+	}
+	details := make(map[string]*job.Detail, len(ids))
+	var (
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, p.cfg.DescribeConcurrency)
+	)
+	for _, id := range ids {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			d, err := t.Client.DescribeJob(ctx, id)
+			mu.Lock()
+			defer mu.Unlock()
+			res.Described++
+			var apiErr *oss.APIError
+			switch {
+			case errors.As(err, &apiErr) && apiErr.NotFound():
+				res.Gone++
+			case err != nil:
+				res.DescribeFailures++
+				log.Warn("DescribeJob failed for a job that left the unfinished set; the next sweep tries again", "job", id, "error", err)
+				if p.cfg.OnDescribeError != nil {
+					p.cfg.OnDescribeError(t.Name, err)
+				}
+			default:
+				d.Job.ID = id // the job asked about, whatever the answer says
+				details[id] = d
+			}
+		})
+	}
+	wg.Wait()
+	for _, id := range ids {
+		if d, ok := details[id]; ok {
+			listing = append(listing, d.Job)
+		}
+	}
+	return listing, details
+}
+
+// foundByFull counts, among a full sweep's changes, the jobs discovered
+// already finished and the finished jobs whose status changed.
+func foundByFull(changes []diff.Change) (finished, terminalChanged int) {
+	for _, c := range changes {
+		switch {
+		case c.Kind == diff.Discovered && c.Job.Status.Terminal():
+			finished++
+		case c.Kind == diff.StatusChanged && c.From.Terminal():
+			terminalChanged++
+		}
+	}
+	return finished, terminalChanged
 }
