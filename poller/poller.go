@@ -120,9 +120,9 @@ type Result struct {
 	// cannot see those), and TerminalChanged the finished jobs whose
 	// status changed again, which no documented behaviour explains.
 	FoundFinished, TerminalChanged int
-	Pages   int
-	Jobs    int
-	Events  int
+	Pages                          int
+	Jobs                           int
+	Events                         int
 	// Snapshots is how many job rows the sweep wrote.
 	Snapshots int
 	// EventsByKind counts the events written, by kind.
