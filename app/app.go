@@ -146,7 +146,7 @@ func newTarget(tc config.Target, opts Options, onAttempt func(op string, status 
 	if err != nil {
 		return Target{}, fmt.Errorf("target %s: %w", tc.Name, err)
 	}
-	return Target{Target: poller.Target{Name: tc.Name, Region: tc.Region, Client: client}, Config: tc}, nil
+	return Target{Target: poller.Target{Name: tc.Name, Region: tc.Region, Client: client, ReconcileInterval: tc.ReconcileInterval}, Config: tc}, nil
 }
 
 // Store is the app's database.
@@ -261,9 +261,16 @@ type SweepResult struct {
 	Err error
 }
 
-// SweepAll sweeps every enabled target once, up to four at a time, and
-// returns each result; the error joins the failures.
+// SweepAll makes a full sweep of every enabled target once, up to four at
+// a time, and returns each result; the error joins the failures.
 func (a *App) SweepAll(ctx context.Context) ([]SweepResult, error) {
+	return a.SweepAllMode(ctx, poller.Full)
+}
+
+// SweepAllMode is SweepAll with the sweep mode: with poller.Hot, each
+// target's sweep is hot unless its last full one is older than its
+// reconcile interval (or its interval is 0).
+func (a *App) SweepAllMode(ctx context.Context, mode poller.Mode) ([]SweepResult, error) {
 	results := make([]SweepResult, len(a.targets))
 	sem := make(chan struct{}, 4)
 	var wg sync.WaitGroup
@@ -271,7 +278,7 @@ func (a *App) SweepAll(ctx context.Context) ([]SweepResult, error) {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			results[i] = a.sweep(ctx, t)
+			results[i] = a.sweep(ctx, t, mode)
 		})
 	}
 	wg.Wait()
@@ -286,7 +293,10 @@ func (a *App) SweepAll(ctx context.Context) ([]SweepResult, error) {
 
 // sweep sweeps one target, recovering a panic into an error, and records
 // the metrics.
-func (a *App) sweep(ctx context.Context, t Target) (r SweepResult) {
+func (a *App) sweep(ctx context.Context, t Target, mode poller.Mode) (r SweepResult) {
+	if t.Config.ReconcileInterval == 0 {
+		mode = poller.Full // every sweep is a reconcile
+	}
 	r.Target = t.Name
 	start := a.opts.NowFunc()
 	defer func() {
@@ -305,9 +315,11 @@ func (a *App) sweep(ctx context.Context, t Target) (r SweepResult) {
 		default:
 			a.metrics.lastSuccess.WithLabelValues(t.Name).Set(float64(a.opts.NowFunc().Unix()))
 		}
-		a.metrics.sweepDuration.WithLabelValues(t.Name, outcome).Observe(a.opts.NowFunc().Sub(start).Seconds())
+		a.metrics.sweepDuration.WithLabelValues(t.Name, outcome, boolToMode(r.Hot).String()).Observe(a.opts.NowFunc().Sub(start).Seconds())
 	}()
-	r.Result, r.Err = a.poller.SweepOnce(ctx, t.Target)
+	r.Result, r.Err = a.poller.Sweep(ctx, t.Target, mode)
+	a.metrics.found.WithLabelValues(t.Name, "finished_unseen").Add(float64(r.FoundFinished))
+	a.metrics.found.WithLabelValues(t.Name, "terminal_changed").Add(float64(r.TerminalChanged))
 	a.metrics.leftOut.WithLabelValues(t.Name).Add(float64(r.LeftOut))
 	a.metrics.anomalies.WithLabelValues(t.Name).Add(float64(r.Anomalies))
 	// A sweep that applied its listing without the entries it could not
@@ -336,4 +348,11 @@ func NATSOptions(cfg config.Config) []nats.Option {
 		opts = append(opts, nats.RootCAs(cfg.NATSCA))
 	}
 	return opts
+}
+
+func boolToMode(hot bool) poller.Mode {
+	if hot {
+		return poller.Hot
+	}
+	return poller.Full
 }

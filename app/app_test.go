@@ -46,6 +46,7 @@ func setup(t *testing.T, simCfg osssim.Config, targets int, schedule string) *bu
 		cfg.Targets = append(cfg.Targets, config.Target{
 			Name: fmt.Sprintf("target-%d", i), Region: sim.Region(), Endpoint: ossCfg.Endpoint,
 			Schedule: schedule, Enabled: true, Credentials: config.Credentials{Source: "default"},
+			ReconcileInterval: config.DefaultReconcileInterval,
 		})
 	}
 	b.cfg = cfg
@@ -254,6 +255,7 @@ func TestRunSweepsOnScheduleAndServesHTTP(t *testing.T) {
 			OnSweep: func(r SweepResult) { sweeps <- r }})
 	}()
 	perTarget := map[string]int{}
+	modes := map[string][]bool{} // hot or not, per target, in order
 	timeout := time.After(30 * time.Second)
 	for perTarget["target-0"] < 3 || perTarget["target-1"] < 3 {
 		select {
@@ -262,15 +264,25 @@ func TestRunSweepsOnScheduleAndServesHTTP(t *testing.T) {
 				t.Fatalf("sweep of %s: %v", r.Target, r.Err)
 			}
 			perTarget[r.Target]++
+			modes[r.Target] = append(modes[r.Target], r.Hot)
 		case <-timeout:
 			t.Fatalf("sweeps after 30s: %v", perTarget)
 		}
 	}
 
+	// The first sweep of a target is full, the next ones hot (the reconcile
+	// interval is the default 15 minutes).
+	for target, m := range modes {
+		if m[0] || !m[1] || !m[2] {
+			t.Errorf("%s's sweeps hot: %v, want full, then hot", target, m)
+		}
+	}
 	base := "http://" + srv.Addr().String()
 	body := get(t, base+"/metrics", 200)
 	for _, want := range []string{
-		`ossjobwatch_sweep_duration_seconds_count{outcome="success",target="target-0"}`,
+		`ossjobwatch_sweep_duration_seconds_count{mode="full",outcome="success",target="target-0"}`,
+		`ossjobwatch_sweep_duration_seconds_count{mode="hot",outcome="success",target="target-0"}`,
+		`ossjobwatch_full_sweep_found_total{kind="finished_unseen",target="target-0"}`,
 		`ossjobwatch_last_successful_sweep_timestamp_seconds{target="target-1"}`,
 		`ossjobwatch_events_total{target="target-0",type="discovered"}`,
 		`ossjobwatch_oss_requests_total{code="",operation="ListJobs",outcome="ok",target="target-0"}`,

@@ -30,15 +30,16 @@ type metrics struct {
 	leftOut        *prometheus.CounterVec
 	anomalies      *prometheus.CounterVec
 	relayLockWait  prometheus.Gauge
+	found          *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, st *store.Store, log *slog.Logger) *metrics {
 	m := &metrics{
 		sweepDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "ossjobwatch_sweep_duration_seconds",
-			Help:    "How long sweeps took, by target and outcome (success, failure, stale).",
+			Help:    "How long sweeps took, by target, outcome (success, failure, stale) and mode (full, hot).",
 			Buckets: prometheus.ExponentialBuckets(0.05, 2, 12),
-		}, []string{"target", "outcome"}),
+		}, []string{"target", "outcome", "mode"}),
 		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ossjobwatch_last_successful_sweep_timestamp_seconds",
 			Help: "When the target's last successful sweep ended (Unix seconds).",
@@ -84,6 +85,10 @@ func newMetrics(reg prometheus.Registerer, st *store.Store, log *slog.Logger) *m
 			Name: "ossjobwatch_listing_entries_left_out_total",
 			Help: "Listed entries a sweep could not use (an empty or repeated JobId); the sweep failed naming them.",
 		}, []string{"target"}),
+		found: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ossjobwatch_full_sweep_found_total",
+			Help: "What full sweeps found that the hot sweeps before them could not see, by kind: finished_unseen (jobs created and finished between sweeps, expected) and terminal_changed (finished jobs whose status changed: a bug to look at).",
+		}, []string{"target", "kind"}),
 		relayLockWait: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "ossjobwatch_relay_lock_wait_seconds",
 			Help: "How long this replica's relay has found the relay lock held by another process (a relay or a replay); 0 once it gets it.",
@@ -94,7 +99,7 @@ func newMetrics(reg prometheus.Registerer, st *store.Store, log *slog.Logger) *m
 		}, []string{"target"}),
 	}
 	reg.MustRegister(m.sweepDuration, m.lastSuccess, m.jobs, m.events, m.ossRequests, m.describeErrors,
-		m.publishLag, m.published, m.panics, m.leaseHeld, m.removalsHeld, m.leftOut, m.anomalies, m.relayLockWait, &outboxCollector{store: st, log: log},
+		m.publishLag, m.published, m.panics, m.leaseHeld, m.removalsHeld, m.leftOut, m.anomalies, m.relayLockWait, m.found, &outboxCollector{store: st, log: log},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

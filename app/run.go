@@ -18,6 +18,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/ossjobwatch/ossjobwatch/config"
+	"github.com/ossjobwatch/ossjobwatch/poller"
 	"github.com/ossjobwatch/ossjobwatch/publisher"
 )
 
@@ -300,6 +301,7 @@ func (a *App) relayWhenConnected(ctx context.Context, ro RunOptions, log interfa
 // over from a stopped replica) triggers a sweep at once.
 func (a *App) scheduleTarget(ctx, sweepCtx context.Context, t Target, s cron.Schedule, leases *leaser, ro RunOptions, log *slog.Logger) {
 	acquired := leases.acquiredCh(t.Name)
+	fullDone := false
 	for {
 		now := a.opts.NowFunc()
 		next := s.Next(now)
@@ -323,7 +325,18 @@ func (a *App) scheduleTarget(ctx, sweepCtx context.Context, t Target, s cron.Sch
 			log.Debug("not sweeping: another replica holds the lease", "target", t.Name)
 			continue
 		}
-		r := a.sweep(sweepCtx, t)
+		// A target's first sweep in this process is full; the others are
+		// hot, and full whenever the last full one is older than the
+		// reconcile interval (the poller decides, on the database's clock,
+		// so that replicas agree).
+		mode := poller.Hot
+		if !fullDone {
+			mode = poller.Full
+		}
+		r := a.sweep(sweepCtx, t, mode)
+		if r.Err == nil && !r.Stale && !r.Hot {
+			fullDone = true
+		}
 		leases.end(t.Name)
 		if ro.OnSweep != nil {
 			ro.OnSweep(r)

@@ -28,13 +28,16 @@ import (
 
 // Defaults.
 const (
-	DefaultNATSURL         = "nats://127.0.0.1:4222"
-	DefaultSubjectPrefix   = "ossjobs"
-	DefaultStream          = "OSSJOBS"
-	DefaultSchedule        = "@every 1m"
-	DefaultOSSRate         = 20.0
-	DefaultDuplicateWindow = 30 * time.Minute
-	DefaultHTTPListen      = ":9090"
+	DefaultNATSURL       = "nats://127.0.0.1:4222"
+	DefaultSubjectPrefix = "ossjobs"
+	DefaultStream        = "OSSJOBS"
+	DefaultSchedule      = "@every 1m"
+	DefaultOSSRate       = 20.0
+	// DefaultReconcileInterval is how often run lists every job of a
+	// target; the sweeps between list only the unfinished ones.
+	DefaultReconcileInterval = 15 * time.Minute
+	DefaultDuplicateWindow   = 30 * time.Minute
+	DefaultHTTPListen        = ":9090"
 )
 
 // Config is everything ossjobwatch needs to run.
@@ -53,12 +56,16 @@ type Config struct {
 	// OSSRate is each target's OSS request rate (requests a second,
 	// ListJobs and DescribeJob together) unless the target sets its own.
 	// Defaults to 20.
-	OSSRate       float64
-	SubjectPrefix string
-	Stream        Stream
-	HTTP          HTTP
-	Log           Log
-	Targets       []Target
+	OSSRate float64
+	// ReconcileInterval is how often run makes a target's sweep full (the
+	// others are hot) unless the target sets its own; 0 makes every sweep
+	// full. Defaults to 15 minutes.
+	ReconcileInterval *time.Duration
+	SubjectPrefix     string
+	Stream            Stream
+	HTTP              HTTP
+	Log               Log
+	Targets           []Target
 
 	// targetsFromEnv makes errors name the variables, not targets[0].
 	targetsFromEnv bool
@@ -104,6 +111,10 @@ type Target struct {
 	Enabled  bool
 	// OSSRate is this target's OSS request rate; defaults to Config.OSSRate.
 	OSSRate float64
+	// ReconcileInterval is this target's; defaults to Config's.
+	ReconcileInterval time.Duration
+	// reconcileSet is true when the file set the target's own.
+	reconcileSet bool
 	// Credentials says where the keys come from.
 	Credentials Credentials
 }
@@ -174,6 +185,13 @@ func Load(getenv func(string) string, flags Flags, needs Needs) (Config, error) 
 		}
 		cfg.LeaseTTL = d
 	}
+	if v := getenv("OSSJOBWATCH_RECONCILE_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return Config{}, fmt.Errorf("OSSJOBWATCH_RECONCILE_INTERVAL: %q is not a duration such as 15m (0: every sweep full)", v)
+		}
+		cfg.ReconcileInterval = &d
+	}
 	if v := getenv("OSSJOBWATCH_OSS_RATE"); v != "" {
 		r, err := strconv.ParseFloat(v, 64)
 		if err != nil || !(r > 0) || math.IsInf(r, 0) {
@@ -214,6 +232,10 @@ func (c *Config) applyDefaults() {
 	c.NATSURL = cmp.Or(c.NATSURL, DefaultNATSURL)
 	c.LeaseTTL = cmp.Or(c.LeaseTTL, 30*time.Second)
 	c.OSSRate = cmp.Or(c.OSSRate, DefaultOSSRate)
+	if c.ReconcileInterval == nil {
+		d := DefaultReconcileInterval
+		c.ReconcileInterval = &d
+	}
 	c.SubjectPrefix = cmp.Or(c.SubjectPrefix, DefaultSubjectPrefix)
 	c.Stream.Name = cmp.Or(c.Stream.Name, DefaultStream)
 	c.Stream.DuplicateWindow = cmp.Or(c.Stream.DuplicateWindow, DefaultDuplicateWindow)
@@ -225,6 +247,9 @@ func (c *Config) applyDefaults() {
 		t := &c.Targets[i]
 		t.Schedule = cmp.Or(t.Schedule, DefaultSchedule)
 		t.OSSRate = cmp.Or(t.OSSRate, c.OSSRate)
+		if !t.reconcileSet {
+			t.ReconcileInterval = *c.ReconcileInterval
+		}
 		t.Credentials.Source = cmp.Or(t.Credentials.Source, "default")
 	}
 }
@@ -309,6 +334,9 @@ func (c *Config) validate(needs Needs) error {
 		if _, err := ParseSchedule(t.Schedule); err != nil {
 			add("%s: %w", field("schedule"), err)
 		}
+		if t.ReconcileInterval < 0 {
+			add("%s: %s is negative (0: every sweep full)", field("reconcile_interval"), t.ReconcileInterval)
+		}
 		if !(t.OSSRate > 0) || math.IsInf(t.OSSRate, 0) {
 			add("%s: %v is not a positive number of requests a second such as 20", field("oss_rate"), t.OSSRate)
 		}
@@ -321,11 +349,12 @@ func (c *Config) validate(needs Needs) error {
 
 // envOf names the variable behind each field of the single target.
 var envOf = map[string]string{
-	"name":     "OSSJOBWATCH_TARGET",
-	"region":   "OSSJOBWATCH_REGION",
-	"endpoint": "OSSJOBWATCH_ENDPOINT",
-	"schedule": "OSSJOBWATCH_SCHEDULE",
-	"oss_rate": "OSSJOBWATCH_OSS_RATE",
+	"name":               "OSSJOBWATCH_TARGET",
+	"region":             "OSSJOBWATCH_REGION",
+	"endpoint":           "OSSJOBWATCH_ENDPOINT",
+	"schedule":           "OSSJOBWATCH_SCHEDULE",
+	"oss_rate":           "OSSJOBWATCH_OSS_RATE",
+	"reconcile_interval": "OSSJOBWATCH_RECONCILE_INTERVAL",
 }
 
 func (c Credentials) validate() error {
@@ -375,13 +404,14 @@ func ParseSchedule(spec string) (s cron.Schedule, err error) {
 
 // fileConfig is the YAML file's shape. Unknown keys are errors.
 type fileConfig struct {
-	DatabaseURL   string   `yaml:"database_url"`
-	NATSURL       string   `yaml:"nats_url"`
-	NATSCreds     string   `yaml:"nats_creds"`
-	NATSCA        string   `yaml:"nats_ca"`
-	LeaseTTL      duration `yaml:"lease_ttl"`
-	OSSRate       float64  `yaml:"oss_rate"`
-	SubjectPrefix string   `yaml:"subject_prefix"`
+	DatabaseURL   string    `yaml:"database_url"`
+	NATSURL       string    `yaml:"nats_url"`
+	NATSCreds     string    `yaml:"nats_creds"`
+	NATSCA        string    `yaml:"nats_ca"`
+	LeaseTTL      duration  `yaml:"lease_ttl"`
+	OSSRate       float64   `yaml:"oss_rate"`
+	Reconcile     *duration `yaml:"reconcile_interval"`
+	SubjectPrefix string    `yaml:"subject_prefix"`
 	Stream        struct {
 		Name            string   `yaml:"name"`
 		Manage          *bool    `yaml:"manage"`
@@ -397,13 +427,14 @@ type fileConfig struct {
 		Level  string `yaml:"level"`
 	} `yaml:"log"`
 	Targets []struct {
-		Name        string  `yaml:"name"`
-		Region      string  `yaml:"region"`
-		Endpoint    string  `yaml:"endpoint"`
-		Internal    bool    `yaml:"internal"`
-		Schedule    string  `yaml:"schedule"`
-		OSSRate     float64 `yaml:"oss_rate"`
-		Enabled     *bool   `yaml:"enabled"`
+		Name        string    `yaml:"name"`
+		Region      string    `yaml:"region"`
+		Endpoint    string    `yaml:"endpoint"`
+		Internal    bool      `yaml:"internal"`
+		Schedule    string    `yaml:"schedule"`
+		OSSRate     float64   `yaml:"oss_rate"`
+		Reconcile   *duration `yaml:"reconcile_interval"`
+		Enabled     *bool     `yaml:"enabled"`
 		Credentials struct {
 			Source          string `yaml:"source"`
 			Profile         string `yaml:"profile"`
@@ -432,6 +463,23 @@ func (d *duration) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// value returns the duration set, or 0 when the key was absent.
+func (d *duration) value() time.Duration {
+	if d == nil {
+		return 0
+	}
+	return time.Duration(*d)
+}
+
+// ptr returns the duration set, or nil when the key was absent.
+func (d *duration) ptr() *time.Duration {
+	if d == nil {
+		return nil
+	}
+	v := time.Duration(*d)
+	return &v
+}
+
 func parseFile(data []byte) (Config, error) {
 	var f fileConfig
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -443,13 +491,14 @@ func parseFile(data []byte) (Config, error) {
 		return Config{}, err
 	}
 	cfg := Config{
-		DatabaseURL:   f.DatabaseURL,
-		NATSURL:       f.NATSURL,
-		NATSCreds:     f.NATSCreds,
-		NATSCA:        f.NATSCA,
-		LeaseTTL:      time.Duration(f.LeaseTTL),
-		OSSRate:       f.OSSRate,
-		SubjectPrefix: f.SubjectPrefix,
+		DatabaseURL:       f.DatabaseURL,
+		NATSURL:           f.NATSURL,
+		NATSCreds:         f.NATSCreds,
+		NATSCA:            f.NATSCA,
+		LeaseTTL:          time.Duration(f.LeaseTTL),
+		OSSRate:           f.OSSRate,
+		ReconcileInterval: f.Reconcile.ptr(),
+		SubjectPrefix:     f.SubjectPrefix,
 		Stream: Stream{
 			Name: f.Stream.Name, Manage: f.Stream.Manage == nil || *f.Stream.Manage,
 			DuplicateWindow: time.Duration(f.Stream.DuplicateWindow), MaxAge: time.Duration(f.Stream.MaxAge),
@@ -462,7 +511,7 @@ func parseFile(data []byte) (Config, error) {
 		c := t.Credentials
 		cfg.Targets = append(cfg.Targets, Target{
 			Name: cmp.Or(t.Name, t.Region), Region: t.Region, Endpoint: t.Endpoint, Internal: t.Internal,
-			Schedule: t.Schedule, OSSRate: t.OSSRate, Enabled: t.Enabled == nil || *t.Enabled,
+			Schedule: t.Schedule, OSSRate: t.OSSRate, ReconcileInterval: t.Reconcile.value(), reconcileSet: t.Reconcile != nil, Enabled: t.Enabled == nil || *t.Enabled,
 			Credentials: Credentials{
 				Source: c.Source, Profile: c.Profile, RoleARN: c.RoleARN, RoleSessionName: c.RoleSessionName,
 				ExternalID: c.ExternalID, OIDCProviderARN: c.OIDCProviderARN, OIDCTokenFile: c.OIDCTokenFile,

@@ -3,6 +3,7 @@ package config_test
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -69,7 +70,7 @@ func TestSingleTargetFromEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := config.Target{Name: "cn-hangzhou", Region: "cn-hangzhou", Endpoint: "http://127.0.0.1:9000",
-		Schedule: "@every 1m", Enabled: true, OSSRate: 20, Credentials: config.Credentials{Source: "default"}}
+		Schedule: "@every 1m", Enabled: true, OSSRate: 20, ReconcileInterval: 15 * time.Minute, Credentials: config.Credentials{Source: "default"}}
 	if len(cfg.Targets) != 1 || cfg.Targets[0] != want {
 		t.Errorf("targets = %+v, want [%+v]", cfg.Targets, want)
 	}
@@ -187,5 +188,36 @@ func TestOSSRate(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "OSSJOBWATCH_OSS_RATE") {
 			t.Errorf("OSSJOBWATCH_OSS_RATE=%s: %v, want an error naming the variable", bad, err)
 		}
+	}
+}
+
+func TestReconcileInterval(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	yaml := "reconcile_interval: 30m\ntargets:\n  - {name: a, region: cn-hangzhou}\n  - {name: b, region: cn-beijing, reconcile_interval: 0}\n  - {name: c, region: cn-beijing, reconcile_interval: 2h}\n"
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := map[string]string{"OSSJOBWATCH_DATABASE_URL": "postgres://x@y/z", "OSSJOBWATCH_CONFIG": path}
+	cfg, err := config.Load(env(base), config.Flags{}, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []time.Duration{cfg.Targets[0].ReconcileInterval, cfg.Targets[1].ReconcileInterval, cfg.Targets[2].ReconcileInterval}
+	if want := []time.Duration{30 * time.Minute, 0, 2 * time.Hour}; !slices.Equal(got, want) {
+		t.Errorf("reconcile intervals %v, want %v", got, want)
+	}
+	base["OSSJOBWATCH_RECONCILE_INTERVAL"] = "5m"
+	if cfg, err = config.Load(env(base), config.Flags{}, all); err != nil || cfg.Targets[0].ReconcileInterval != 5*time.Minute || cfg.Targets[1].ReconcileInterval != 0 {
+		t.Errorf("with OSSJOBWATCH_RECONCILE_INTERVAL=5m: %v, %+v", err, cfg.Targets)
+	}
+	for _, bad := range []string{"-1m", "often"} {
+		_, err := config.Load(env(map[string]string{"OSSJOBWATCH_DATABASE_URL": "postgres://x@y/z", "OSSJOBWATCH_REGION": "cn-hangzhou", "OSSJOBWATCH_RECONCILE_INTERVAL": bad}), config.Flags{}, all)
+		if err == nil || !strings.Contains(err.Error(), "OSSJOBWATCH_RECONCILE_INTERVAL") {
+			t.Errorf("OSSJOBWATCH_RECONCILE_INTERVAL=%s: %v, want an error naming it", bad, err)
+		}
+	}
+	if cfg, _ := config.Load(env(map[string]string{"OSSJOBWATCH_DATABASE_URL": "postgres://x@y/z", "OSSJOBWATCH_REGION": "cn-hangzhou"}), config.Flags{}, all); cfg.Targets[0].ReconcileInterval != config.DefaultReconcileInterval {
+		t.Errorf("default reconcile interval %v", cfg.Targets[0].ReconcileInterval)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ossjobwatch/ossjobwatch/diff"
 	"github.com/ossjobwatch/ossjobwatch/job"
@@ -222,5 +223,28 @@ func TestHotAndFullSweepsTellTheSameStory(t *testing.T) {
 	t.Logf("%d jobs, %d events; %d hot sweeps; %d jobs born finished and expired between full sweeps", len(full), events, hotSweeps, unseen)
 	if events < 1000 {
 		t.Fatalf("only %d events: the world is too quiet to prove anything", events)
+	}
+}
+
+// A hot sweep is full when the target's last full listing is older than
+// its reconcile interval, on the database's clock.
+func TestHotSweepReconcilesWhenDue(t *testing.T) {
+	t.Parallel()
+	b := setup(t, osssim.Config{EmptyWorld: true})
+	b.sim.Put(activeJob("running", 10))
+	sweep(t, b)
+	b.target.ReconcileInterval = time.Hour
+	if res := hotSweep(t, b.poller, b.target); !res.Hot {
+		t.Fatalf("a hot sweep right after a full one was full")
+	}
+	// The last full listing an hour and a minute ago, by the database.
+	if _, err := b.store.Pool().Exec(t.Context(), `UPDATE targets SET last_full_listed_at = now() - interval '61 minutes'`); err != nil {
+		t.Fatal(err)
+	}
+	if res := hotSweep(t, b.poller, b.target); res.Hot {
+		t.Fatalf("a hot sweep with the last full listing 61 minutes old stayed hot")
+	}
+	if res := hotSweep(t, b.poller, b.target); !res.Hot {
+		t.Errorf("the full sweep did not reset the reconcile clock")
 	}
 }

@@ -31,6 +31,10 @@ type Target struct {
 	Region string
 	// Client lists the target's jobs.
 	Client *oss.Client
+	// ReconcileInterval makes a hot sweep full when the last full listing
+	// applied began this long before its own (on the database's clock, so
+	// every replica agrees); 0 leaves hot sweeps hot.
+	ReconcileInterval time.Duration
 }
 
 // Config configures a Poller.
@@ -185,8 +189,9 @@ func (p *Poller) SweepOnce(ctx context.Context, t Target) (Result, error) {
 // writes nothing but the sweep's record, with the error. A listing with
 // entries it cannot use (an empty or repeated JobId, no status) is applied
 // without them and without removals, and Sweep returns an error naming
-// them. A hot sweep of a target no full sweep was applied to yet is full:
-// a baseline lists everything.
+// them. A hot sweep of a target no sweep was applied to yet is full (a
+// baseline lists everything), and so is one whose target's last full
+// listing is older than t.ReconcileInterval.
 //
 // A hot sweep never reports removals; a job that left the unfinished set is
 // described, and a job DescribeJob no longer knows waits for the next full
@@ -244,8 +249,13 @@ func (p *Poller) Sweep(ctx context.Context, t Target, mode Mode) (Result, error)
 		if err != nil {
 			return fail(err)
 		}
-		if !st.Baselined {
+		switch {
+		case !st.Baselined:
 			log.Info("no sweep of the target applied yet: this one lists every job")
+			mode = Full
+		case t.ReconcileInterval > 0 && listedAt.Sub(st.LastFullListedAt) >= t.ReconcileInterval:
+			log.Info("the last full listing is older than the reconcile interval: this sweep lists every job",
+				"last_full", st.LastFullListedAt, "reconcile_interval", t.ReconcileInterval)
 			mode = Full
 		}
 	}

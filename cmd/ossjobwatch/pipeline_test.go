@@ -62,7 +62,7 @@ func TestSweepTailReplay(t *testing.T) {
 	}
 
 	code, stdout, stderr := runSync(env, "sweep")
-	if code != exitOK || !strings.Contains(stdout, "swept hz: 1 pages, 30 jobs, 30 events") || !strings.Contains(stdout, "published 30 events to stream OSSJOBS") {
+	if code != exitOK || !strings.Contains(stdout, "swept hz (full): 1 pages, 30 jobs, 30 events") || !strings.Contains(stdout, "published 30 events to stream OSSJOBS") {
 		t.Fatalf("sweep: code %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 	code, stdout, stderr = runSync(env, "tail", "--all", "--count", "30")
@@ -91,9 +91,14 @@ func TestSweepTailReplay(t *testing.T) {
 		t.Fatalf("sweep with NATS down: code %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 	ns.Restart(t)
-	code, stdout, stderr = runSync(env, "sweep")
-	if code != exitOK || strings.Contains(stdout, "published 0 events") {
-		t.Fatalf("sweep after NATS is back: code %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	code, stdout, stderr = runSync(env, "sweep", "--hot")
+	if code != exitOK || strings.Contains(stdout, "published 0 events") || !strings.Contains(stdout, "swept hz (hot, ") {
+		t.Fatalf("hot sweep after NATS is back: code %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	// With a reconcile interval of 0 every sweep is full, --hot or not.
+	env["OSSJOBWATCH_RECONCILE_INTERVAL"] = "0"
+	if code, stdout, stderr = runSync(env, "sweep", "--hot"); code != exitOK || !strings.Contains(stdout, "swept hz (full)") {
+		t.Fatalf("sweep --hot with a reconcile interval of 0: code %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ossjobwatch/ossjobwatch/app"
 	"github.com/ossjobwatch/ossjobwatch/config"
+	"github.com/ossjobwatch/ossjobwatch/poller"
 )
 
 func init() {
@@ -19,6 +20,7 @@ func runSweep(ctx context.Context, c cli) int {
 	f := commonFlags(fs)
 	targetFlags(fs, f)
 	publishTimeout := fs.Duration("publish-timeout", time.Minute, "how long to wait for JetStream to acknowledge the events")
+	hot := fs.Bool("hot", false, "list only the unfinished jobs (and describe those that left the set), unless the target's last full sweep is older than its reconcile interval")
 	if code, ok := parseFlags(fs, c); !ok {
 		return code
 	}
@@ -35,7 +37,11 @@ func runSweep(ctx context.Context, c cli) int {
 	defer a.Close()
 
 	code := exitOK
-	results, _ := a.SweepAll(ctx)
+	mode := poller.Full
+	if *hot {
+		mode = poller.Hot
+	}
+	results, _ := a.SweepAllMode(ctx, mode)
 	for _, r := range results {
 		if r.Err != nil {
 			fmt.Fprintf(c.stderr, "ossjobwatch sweep: %v\n", r.Err)
@@ -49,8 +55,12 @@ func runSweep(ctx context.Context, c cli) int {
 		case r.HeldRemovals > 0:
 			note = fmt.Sprintf(" (%d removals held: the listing lacks most jobs; a listing a minute or more later must agree)", r.HeldRemovals)
 		}
-		fmt.Fprintf(c.stdout, "swept %s: %d pages, %d jobs, %d events in %s%s\n",
-			r.Target, r.Pages, r.Jobs, r.Events, r.Duration.Round(time.Millisecond), note)
+		kind := "full"
+		if r.Hot {
+			kind = fmt.Sprintf("hot, %d described", r.Described)
+		}
+		fmt.Fprintf(c.stdout, "swept %s (%s): %d pages, %d jobs, %d events in %s%s\n",
+			r.Target, kind, r.Pages, r.Jobs, r.Events, r.Duration.Round(time.Millisecond), note)
 	}
 
 	// Publish whatever is pending, this sweep's events and any an earlier
