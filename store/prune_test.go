@@ -202,9 +202,20 @@ func TestPruneEvents(t *testing.T) {
 		}
 	}
 	publishAll(t, st)
-	if err := insertEvent(t, st, event{target: "hz", jobID: "job-1", sequence: 5, typ: "ossjobwatch.job.removed", observedAt: now.Add(-old)}); err != nil {
-		t.Fatal(err) // old, but never published
+	// Old, but not published: #5 pending, #6 with published_at null
+	// but not queued, #7 queued but with published_at set.
+	for _, e := range []event{
+		{sequence: 5, typ: "ossjobwatch.job.stalled", observedAt: now.Add(-old)},
+		{sequence: 6, typ: typeTasksFailed, observedAt: now.Add(-old)},
+		{sequence: 7, typ: "ossjobwatch.job.removed", observedAt: now.Add(-old)},
+	} {
+		e.target, e.jobID = "hz", "job-1"
+		if err := insertEvent(t, st, e); err != nil {
+			t.Fatal(err)
+		}
 	}
+	exec(t, st, `DELETE FROM outbox WHERE pos = (SELECT pos FROM job_events WHERE sequence = 6)`)
+	exec(t, st, `UPDATE job_events SET published_at = observed_at WHERE sequence = 7`)
 
 	pruned, _, err := st.Prune(t.Context(), store.PruneConfig{Events: retention})
 	if err != nil {
@@ -213,7 +224,7 @@ func TestPruneEvents(t *testing.T) {
 	if want := (store.Pruned{store.PruneEvents: 2}); !maps(pruned, want) {
 		t.Errorf("pruned %v, want %v", pruned, want)
 	}
-	if got, want := sequences(t, st, "hz", "job-1"), []int64{2, 4, 5}; !slices.Equal(got, want) {
+	if got, want := sequences(t, st, "hz", "job-1"), []int64{2, 4, 5, 6, 7}; !slices.Equal(got, want) {
 		t.Errorf("sequences left %v, want %v", got, want)
 	}
 }
