@@ -133,10 +133,15 @@ func (p Pruned) Total() int64 {
 // pass deleted some first) and the new cursor. Rows are chosen in the order
 // of an index, oldest first.
 const (
-	pruneProgressSQL = `
+	// pruneEventsSQL takes the events' type as $4: the index on (type,
+	// observed_at) then yields them oldest first. Over all types but one
+	// ("type <> $4"), the planner would rightly judge the observed_at
+	// index no better than reading the whole table, when progress events
+	// are most of it.
+	pruneEventsSQL = `
 		WITH doomed AS (
 			SELECT pos, observed_at FROM job_events e
-			WHERE type = '` + progressType + `' AND observed_at >= $1 AND observed_at < $2
+			WHERE type = $4 AND observed_at >= $1 AND observed_at < $2
 			  AND published_at IS NOT NULL
 			  AND NOT EXISTS (SELECT FROM outbox o WHERE o.pos = e.pos)
 			ORDER BY observed_at LIMIT $3
@@ -146,18 +151,17 @@ const (
 		)
 		SELECT (SELECT count(*) FROM doomed), (SELECT count(*) FROM gone), (SELECT max(observed_at) FROM doomed)`
 
-	pruneEventsSQL = `
-		WITH doomed AS (
-			SELECT pos, observed_at FROM job_events e
-			WHERE observed_at >= $1 AND observed_at < $2 AND type <> '` + progressType + `'
-			  AND published_at IS NOT NULL
-			  AND NOT EXISTS (SELECT FROM outbox o WHERE o.pos = e.pos)
-			ORDER BY observed_at LIMIT $3
-		), gone AS (
-			DELETE FROM job_events WHERE pos IN (SELECT pos FROM doomed) AND published_at IS NOT NULL
-			RETURNING 1
+	// eventTypesSQL lists the event types stored, skipping from one to the
+	// next along the index on (type, observed_at): a few index probes, not
+	// a scan, however many events there are.
+	eventTypesSQL = `
+		WITH RECURSIVE types AS (
+			(SELECT type FROM job_events ORDER BY type LIMIT 1)
+			UNION ALL
+			SELECT (SELECT e.type FROM job_events e WHERE e.type > t.type ORDER BY e.type LIMIT 1)
+			FROM types t WHERE t.type IS NOT NULL
 		)
-		SELECT (SELECT count(*) FROM doomed), (SELECT count(*) FROM gone), (SELECT max(observed_at) FROM doomed)`
+		SELECT type FROM types WHERE type IS NOT NULL`
 
 	pruneSweepsSQL = `
 		WITH doomed AS (
@@ -234,36 +238,61 @@ func (s *Store) Prune(ctx context.Context, cfg PruneConfig) (pruned Pruned, lock
 	}
 
 	pruned = Pruned{}
-	for _, k := range []struct {
-		kind PruneKind
-		age  time.Duration
-		sql  string
-	}{
-		{PruneProgress, cfg.Progress, pruneProgressSQL},
-		{PruneEvents, cfg.Events, pruneEventsSQL},
-		{PruneSweeps, cfg.Sweeps, pruneSweepsSQL},
-		{PruneReplicas, cfg.DeadAfter, pruneReplicasSQL},
-		{PruneLeases, cfg.DeadAfter, pruneLeasesSQL},
-	} {
-		if k.age == 0 {
-			continue
+	var queries []pruneQuery
+	if cfg.Progress > 0 {
+		queries = append(queries, pruneQuery{PruneProgress, now.Add(-cfg.Progress), pruneEventsSQL, []any{progressType}})
+	}
+	if cfg.Events > 0 {
+		rows, err := conn.Query(ctx, eventTypesSQL)
+		if err != nil {
+			return pruned, true, fmt.Errorf("prune events: list types: %w", err)
 		}
-		if err := s.pruneKind(ctx, conn, cfg, k.kind, k.sql, now.Add(-k.age), pruned); err != nil {
+		types, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return pruned, true, fmt.Errorf("prune events: list types: %w", err)
+		}
+		for _, t := range types {
+			if t != progressType {
+				queries = append(queries, pruneQuery{PruneEvents, now.Add(-cfg.Events), pruneEventsSQL, []any{t}})
+			}
+		}
+	}
+	if cfg.Sweeps > 0 {
+		queries = append(queries, pruneQuery{PruneSweeps, now.Add(-cfg.Sweeps), pruneSweepsSQL, nil})
+	}
+	if cfg.DeadAfter > 0 {
+		queries = append(queries,
+			pruneQuery{PruneReplicas, now.Add(-cfg.DeadAfter), pruneReplicasSQL, nil},
+			pruneQuery{PruneLeases, now.Add(-cfg.DeadAfter), pruneLeasesSQL, nil})
+	}
+	for _, q := range queries {
+		if err := s.pruneAll(ctx, conn, cfg, q, pruned); err != nil {
 			return pruned, true, err
 		}
 	}
 	return pruned, true, nil
 }
 
-// pruneKind runs one kind's query, batch after batch, until a batch finds
-// fewer rows than it may take.
-func (s *Store) pruneKind(ctx context.Context, conn *pgx.Conn, cfg PruneConfig, kind PruneKind, sql string, cutoff time.Time, pruned Pruned) error {
+// pruneQuery is one query of a pass: rows of kind older than cutoff, args
+// the query's arguments after the first three.
+type pruneQuery struct {
+	kind   PruneKind
+	cutoff time.Time
+	sql    string
+	args   []any
+}
+
+// pruneAll runs q, batch after batch, until a batch finds fewer rows than
+// it may take.
+func (s *Store) pruneAll(ctx context.Context, conn *pgx.Conn, cfg PruneConfig, q pruneQuery, pruned Pruned) error {
+	kind := q.kind
 	cursor := pgtype.Timestamptz{InfinityModifier: pgtype.NegativeInfinity, Valid: true}
 	for {
 		var chosen, deleted int64
 		var last *time.Time
-		if err := conn.QueryRow(ctx, sql, cursor, cutoff, cfg.BatchSize).Scan(&chosen, &deleted, &last); err != nil {
-			return fmt.Errorf("prune %s older than %s: %w", kind, cutoff.UTC().Format(time.RFC3339), describePruneError(err, cfg))
+		args := append([]any{cursor, q.cutoff, cfg.BatchSize}, q.args...)
+		if err := conn.QueryRow(ctx, q.sql, args...).Scan(&chosen, &deleted, &last); err != nil {
+			return fmt.Errorf("prune %s older than %s: %w", kind, q.cutoff.UTC().Format(time.RFC3339), describePruneError(err, cfg))
 		}
 		pruned[kind] += deleted
 		if deleted > 0 && cfg.OnBatch != nil {
