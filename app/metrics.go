@@ -31,6 +31,7 @@ type metrics struct {
 	anomalies      *prometheus.CounterVec
 	relayLockWait  prometheus.Gauge
 	found          *prometheus.CounterVec
+	pruned         *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, st *store.Store, log *slog.Logger) *metrics {
@@ -97,10 +98,17 @@ func newMetrics(reg prometheus.Registerer, st *store.Store, log *slog.Logger) *m
 			Name: "ossjobwatch_job_anomalies_total",
 			Help: "Listed jobs with a value out of range (stored as null, the raw value kept in the descriptor), counted per sweep.",
 		}, []string{"target"}),
+		pruned: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ossjobwatch_pruned_rows_total",
+			Help: "Rows retention deleted, by kind: progress and events (published events), sweeps, replicas, leases.",
+		}, []string{"kind"}),
 	}
 	reg.MustRegister(m.sweepDuration, m.lastSuccess, m.jobs, m.events, m.ossRequests, m.describeErrors,
-		m.publishLag, m.published, m.panics, m.leaseHeld, m.removalsHeld, m.leftOut, m.anomalies, m.relayLockWait, m.found, &outboxCollector{store: st, log: log},
+		m.publishLag, m.published, m.panics, m.leaseHeld, m.removalsHeld, m.leftOut, m.anomalies, m.relayLockWait, m.found, m.pruned, &outboxCollector{store: st, log: log},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, k := range store.PruneKinds {
+		m.pruned.WithLabelValues(string(k)) // every kind shown from the start, at 0
+	}
 	return m
 }
 

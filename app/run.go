@@ -47,6 +47,13 @@ type RunOptions struct {
 	Listener net.Listener
 	// OnSweep, if set, is called after every sweep (tests wait on it).
 	OnSweep func(SweepResult)
+	// PruneInterval is how often the database is pruned (on one replica at
+	// a time), give or take a tenth; the first pass comes within a minute
+	// of start, or within PruneInterval if shorter. Defaults to 10m.
+	PruneInterval time.Duration
+	// OnPrune, if set, is called after every pass of the cleaner, this
+	// replica's turn or not (tests wait on it).
+	OnPrune func(PruneResult)
 
 	// crash makes a stop skip leaving the replica set, as a killed process
 	// would: tests use it to check the takeover after the lease lapses.
@@ -64,12 +71,16 @@ func (o RunOptions) withDefaults() RunOptions {
 	o.Heartbeat = cmp.Or(o.Heartbeat, o.LeaseTTL/3)
 	o.ShutdownTimeout = cmp.Or(o.ShutdownTimeout, 25*time.Second)
 	o.NATSRetry = cmp.Or(o.NATSRetry, 5*time.Second)
+	if o.PruneInterval <= 0 {
+		o.PruneInterval = DefaultPruneInterval
+	}
 	return o
 }
 
 // Run is `ossjobwatch run`: it sweeps each target on its cron schedule
 // while this replica holds the target's lease, relays the outbox to
-// JetStream continuously, and serves /metrics, /healthz and /readyz. It
+// JetStream continuously, prunes the database every PruneInterval (one
+// replica at a time), and serves /metrics, /healthz and /readyz. It
 // returns when ctx is done, after a graceful stop bounded by
 // ShutdownTimeout, with the errors of the stop joined.
 func (a *App) Run(ctx context.Context, ro RunOptions) error {
@@ -113,6 +124,7 @@ func (a *App) Run(ctx context.Context, ro RunOptions) error {
 	}
 	wg.Go(func() { leases.run(loopCtx) })
 	wg.Go(func() { a.relayWhenConnected(loopCtx, ro, log) })
+	wg.Go(func() { a.cleanLoop(loopCtx, ro, log) })
 
 	var errs []error
 	select {

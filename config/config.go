@@ -65,7 +65,9 @@ type Config struct {
 	Stream            Stream
 	HTTP              HTTP
 	Log               Log
-	Targets           []Target
+	// Retention says what the database keeps; see Retention.
+	Retention Retention
+	Targets   []Target
 
 	// targetsFromEnv makes errors name the variables, not targets[0].
 	targetsFromEnv bool
@@ -154,7 +156,7 @@ type Needs struct {
 
 // Load reads the configuration. getenv is os.Getenv outside tests.
 func Load(getenv func(string) string, flags Flags, needs Needs) (Config, error) {
-	cfg := Config{Stream: Stream{Manage: true}}
+	cfg := Config{Stream: Stream{Manage: true}, Retention: defaultRetention()}
 	path := cmp.Or(flags.ConfigFile, getenv("OSSJOBWATCH_CONFIG"))
 	if path != "" {
 		data, err := os.ReadFile(path)
@@ -198,6 +200,9 @@ func Load(getenv func(string) string, flags Flags, needs Needs) (Config, error) 
 			return Config{}, fmt.Errorf("OSSJOBWATCH_OSS_RATE: %q is not a positive number of requests a second such as 20", v)
 		}
 		cfg.OSSRate = r
+	}
+	if err := retentionFromEnv(getenv, &cfg.Retention); err != nil {
+		return Config{}, err
 	}
 	set(&cfg.SubjectPrefix, "OSSJOBWATCH_SUBJECT_PREFIX", flags.SubjectPrefix)
 	set(&cfg.Stream.Name, "OSSJOBWATCH_STREAM", flags.Stream)
@@ -426,7 +431,8 @@ type fileConfig struct {
 		Format string `yaml:"format"`
 		Level  string `yaml:"level"`
 	} `yaml:"log"`
-	Targets []struct {
+	Retention fileRetention `yaml:"retention"`
+	Targets   []struct {
 		Name        string    `yaml:"name"`
 		Region      string    `yaml:"region"`
 		Endpoint    string    `yaml:"endpoint"`
@@ -486,8 +492,12 @@ func parseFile(data []byte) (Config, error) {
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil {
 		if errors.Is(err, io.EOF) {
-			return Config{Stream: Stream{Manage: true}}, nil
+			return Config{Stream: Stream{Manage: true}, Retention: defaultRetention()}, nil
 		}
+		return Config{}, err
+	}
+	retention, err := f.Retention.resolve()
+	if err != nil {
 		return Config{}, err
 	}
 	cfg := Config{
@@ -504,8 +514,9 @@ func parseFile(data []byte) (Config, error) {
 			DuplicateWindow: time.Duration(f.Stream.DuplicateWindow), MaxAge: time.Duration(f.Stream.MaxAge),
 			Replicas: f.Stream.Replicas,
 		},
-		HTTP: HTTP{Listen: f.HTTP.Listen},
-		Log:  Log{Format: f.Log.Format, Level: f.Log.Level},
+		HTTP:      HTTP{Listen: f.HTTP.Listen},
+		Log:       Log{Format: f.Log.Format, Level: f.Log.Level},
+		Retention: retention,
 	}
 	for _, t := range f.Targets {
 		c := t.Credentials
