@@ -82,7 +82,10 @@ type eventData struct {
 	FailureReasons []struct {
 		Code, Reason string
 	} `json:"failureReasons"`
-	StatusUpdateReason string `json:"statusUpdateReason"`
+	StatusUpdateReason string    `json:"statusUpdateReason"`
+	StalledSince       time.Time `json:"stalledSince"`
+	SuspendedSince     time.Time `json:"suspendedSince"`
+	FailsAt            time.Time `json:"failsAt"`
 }
 
 func printHistory(w io.Writer, events []store.HistoryEvent) {
@@ -122,6 +125,11 @@ func printHistory(w io.Writer, events []store.HistoryEvent) {
 			what = fmt.Sprintf("+%d tasks failed", d.FailedDelta)
 		case "progress":
 			what = fmt.Sprintf("progress %+d", d.SucceededDelta)
+		case "stalled":
+			what = stalledWhat(e.ObservedAt, d.StalledSince)
+		case "confirmation_due":
+			what = confirmationWhat(e.ObservedAt, d.FailsAt)
+			detail += "; suspended since " + d.SuspendedSince.UTC().Format(time.RFC3339) + ", fails at " + d.FailsAt.UTC().Format(time.RFC3339)
 		case "removed":
 			what = "removed (" + d.Reason + ")"
 		}

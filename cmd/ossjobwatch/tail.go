@@ -136,6 +136,8 @@ type tailData struct {
 	FailureReasons []struct {
 		Code string `json:"code"`
 	} `json:"failureReasons"`
+	StalledSince time.Time `json:"stalledSince"`
+	FailsAt      time.Time `json:"failsAt"`
 }
 
 const (
@@ -195,6 +197,13 @@ func formatEvent(payload []byte, colour bool) string {
 		what, code = fmt.Sprintf("+%d tasks failed", d.FailedDelta), ansiRed
 	case "progress":
 		what = fmt.Sprintf("progress %+d", d.SucceededDelta)
+	case "stalled":
+		what, code = stalledWhat(ev.Time, d.StalledSince), ansiRed
+	case "confirmation_due":
+		what, code = confirmationWhat(ev.Time, d.FailsAt), ansiYellow
+		if d.FailsAt.Sub(ev.Time) < urgentBefore {
+			code = ansiRed
+		}
 	case "removed":
 		what, code = "removed ("+d.Reason+")", ansiDim
 	default:
@@ -204,6 +213,27 @@ func formatEvent(payload []byte, colour bool) string {
 	return fmt.Sprintf("%s  %-12s %-14s #%-3d %s %s",
 		paint(ansiDim, ev.Time.Local().Format("15:04:05"), 0), d.Target, shorten(d.JobID, 14), d.Sequence,
 		paint(code, what, 40), paint(ansiDim, tasks, 0))
+}
+
+// stalledWhat describes a stalled event observed at observed: how long the
+// job had shown no change.
+func stalledWhat(observed, since time.Time) string {
+	if since.IsZero() {
+		return "stalled"
+	}
+	return "stalled: no change for " + humanDuration(observed.Sub(since))
+}
+
+// confirmationWhat describes a confirmation_due event observed at observed:
+// how long is left before OSS fails the unconfirmed job.
+func confirmationWhat(observed, failsAt time.Time) string {
+	if failsAt.IsZero() {
+		return "confirmation due"
+	}
+	if left := failsAt.Sub(observed); left > 0 {
+		return "confirmation due: fails in " + humanDuration(left)
+	}
+	return "confirmation due: past its 14 days"
 }
 
 func shorten(s string, n int) string {
@@ -216,8 +246,14 @@ func shorten(s string, n int) string {
 // isTerminal reports whether w is a character device, to colour output
 // only where a person reads it (and not when NO_COLOR is set).
 func isTerminal(w io.Writer) bool {
+	return os.Getenv("NO_COLOR") == "" && isCharDevice(w)
+}
+
+// isCharDevice reports whether w is a terminal (a character device), to
+// lay output out for a person rather than for a pipe.
+func isCharDevice(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok || os.Getenv("NO_COLOR") != "" {
+	if !ok {
 		return false
 	}
 	st, err := f.Stat()
