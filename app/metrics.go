@@ -104,7 +104,7 @@ func newMetrics(reg prometheus.Registerer, st *store.Store, log *slog.Logger) *m
 		}, []string{"kind"}),
 	}
 	reg.MustRegister(m.sweepDuration, m.lastSuccess, m.jobs, m.events, m.ossRequests, m.describeErrors,
-		m.publishLag, m.published, m.panics, m.leaseHeld, m.removalsHeld, m.leftOut, m.anomalies, m.relayLockWait, m.found, m.pruned, &outboxCollector{store: st, log: log},
+		m.publishLag, m.published, m.panics, m.leaseHeld, m.removalsHeld, m.leftOut, m.anomalies, m.relayLockWait, m.found, m.pruned, &outboxCollector{store: st, log: log}, &attentionCollector{store: st, log: log},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, k := range store.PruneKinds {
 		m.pruned.WithLabelValues(string(k)) // every kind shown from the start, at 0
@@ -172,4 +172,51 @@ func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(databaseUpDesc, prometheus.GaugeValue, 1)
 	ch <- prometheus.MustNewConstMetric(outboxPendingDesc, prometheus.GaugeValue, float64(pending))
 	ch <- prometheus.MustNewConstMetric(outboxAgeDesc, prometheus.GaugeValue, age)
+}
+
+var (
+	jobsStalledDesc = prometheus.NewDesc("ossjobwatch_jobs_stalled",
+		"Live unfinished jobs whose stall was announced (a stalled event, no change of status or counters since), by target; absent while the database does not answer.",
+		[]string{"target"}, nil)
+	awaitingConfirmationDesc = prometheus.NewDesc("ossjobwatch_jobs_awaiting_confirmation",
+		"Live jobs in Suspended, waiting for a confirmation OSS needs within 14 days, by target; absent while the database does not answer.",
+		[]string{"target"}, nil)
+	confirmationFailsAtDesc = prometheus.NewDesc("ossjobwatch_confirmation_fails_at_timestamp_seconds",
+		"When OSS fails the target's soonest unconfirmed Suspended job (suspendedSince + 14 days, Unix seconds); absent when none waits, or while the database does not answer.",
+		[]string{"target"}, nil)
+)
+
+// attentionCollector reads, at scrape time and under the same short timeout
+// as the outbox's, what needs a human per target: stalled jobs and jobs
+// awaiting confirmation. Like the outbox series, these are left out of a
+// scrape the database does not answer in time (ossjobwatch_database_up
+// tells why), rather than served stale. The query reads the shared
+// database, so every replica exports the same values.
+type attentionCollector struct {
+	store *store.Store
+	log   *slog.Logger
+}
+
+func (c *attentionCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- jobsStalledDesc
+	ch <- awaitingConfirmationDesc
+	ch <- confirmationFailsAtDesc
+}
+
+func (c *attentionCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), outboxQueryTimeout)
+	defer cancel()
+	stats, err := c.store.Attention(ctx)
+	if err != nil {
+		c.log.Debug("metrics: the database did not answer; attention series left out of this scrape", "err", err)
+		return
+	}
+	for _, a := range stats {
+		ch <- prometheus.MustNewConstMetric(jobsStalledDesc, prometheus.GaugeValue, float64(a.Stalled), a.Target)
+		ch <- prometheus.MustNewConstMetric(awaitingConfirmationDesc, prometheus.GaugeValue, float64(a.AwaitingConfirmation), a.Target)
+		if !a.SoonestFailsAt.IsZero() {
+			ch <- prometheus.MustNewConstMetric(confirmationFailsAtDesc, prometheus.GaugeValue,
+				float64(a.SoonestFailsAt.UnixMilli())/1000, a.Target)
+		}
+	}
 }
