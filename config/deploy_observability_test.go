@@ -65,6 +65,9 @@ var (
 		"ossjobwatch_describe_errors_total",
 		"ossjobwatch_target_lease_held",
 		"ossjobwatch_database_up",
+		"ossjobwatch_jobs_stalled",
+		"ossjobwatch_jobs_awaiting_confirmation",
+		"ossjobwatch_confirmation_fails_at_timestamp_seconds",
 	}
 	histograms = []string{"ossjobwatch_sweep_duration_seconds", "ossjobwatch_publish_lag_seconds"}
 )
@@ -231,7 +234,8 @@ func TestDeployMetricNames(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"SweepStale", "OutboxBacklog", "OSSThrottling", "RelayNotPublishing", "Panics",
-		"OssjobwatchReplicaDown", "OssjobwatchAbsent", "TargetNeverSwept", "DatabaseUnreachable"} {
+		"OssjobwatchReplicaDown", "OssjobwatchAbsent", "TargetNeverSwept", "DatabaseUnreachable",
+		"ConfirmationDueSoon", "JobsStalled"} {
 		if !slices.Contains(alerts, want) {
 			t.Errorf("prometheus-rules.yaml: no alert %s (have %q)", want, alerts)
 		}
