@@ -34,8 +34,14 @@ func demoEnv(dbURL, natsURL, ossURL string, schedule time.Duration) map[string]s
 		"OSSJOBWATCH_TARGET":       "demo-hangzhou",
 		"OSSJOBWATCH_SCHEDULE":     "@every " + schedule.String(),
 		"OSSJOBWATCH_LOG_LEVEL":    "warn",
+		// Seconds, not the default hour, so that the simulated world's
+		// stalling job is announced within the demo's first minute.
+		"OSSJOBWATCH_STALL_AFTER": demoStallAfter.String(),
 	}
 }
+
+// demoStallAfter is the demo's stall threshold.
+const demoStallAfter = 15 * time.Second
 
 func runDemo(ctx context.Context, c cli) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
@@ -86,7 +92,7 @@ func runDemo(ctx context.Context, c cli) int {
 		return fail("start NATS", errors.New("not ready after 10s"))
 	}
 
-	sim, err := osssim.New(osssim.Config{Jobs: *jobs, Seed: *seed, Tick: *tick, Lively: true})
+	sim, err := osssim.New(osssim.Config{Jobs: *jobs, Seed: *seed, Tick: *tick, Lively: true, NeedsAttention: true})
 	if err != nil {
 		return fail("simulator", err)
 	}
@@ -121,9 +127,17 @@ func runDemo(ctx context.Context, c cli) int {
   NATS JetStream   %s  (stream %s, subjects %s.>)
   metrics, health  http://%s/metrics  /healthz  /readyz
 
+The world holds a job that stops making progress and one waiting in Suspended
+for a confirmation since yesterday: look for their stalled (after %s without
+a change) and confirmation_due lines. What is happening now, from another
+terminal while the demo runs:
+
+  ossjobwatch jobs --database-url '%s'
+
 Sweeping every %s. Each line is one event on NATS (Ctrl-C to stop):
 
-`, ossURL, *jobs, *seed, *tick, pg.URL(), ns.ClientURL(), cfg.Stream.Name, cfg.SubjectPrefix, httpLn.Addr(), *every)
+`, ossURL, *jobs+2, *seed, *tick, pg.URL(), ns.ClientURL(), cfg.Stream.Name, cfg.SubjectPrefix, httpLn.Addr(),
+		demoStallAfter, pg.URL(), *every)
 
 	runErr := make(chan error, 1)
 	go func() { runErr <- a.Run(ctx, app.RunOptions{Listener: httpLn, ShutdownTimeout: 10 * time.Second}) }()
@@ -146,6 +160,7 @@ Sweeping every %s. Each line is one event on NATS (Ctrl-C to stop):
   # the history in SQL (psql from the postgresql-client package)
   psql '%s' -c "SELECT status, entered_at, duration FROM job_status_history ORDER BY job_id, sequence LIMIT 20"
   ossjobwatch history --database-url '%s' JOBID
+  ossjobwatch jobs --database-url '%s' --stalled      # or --suspended, --all, --json
 
   # the events on NATS
   ossjobwatch tail --nats-url %s 'ossjobs.*.status.*.Failed'
@@ -153,7 +168,7 @@ Sweeping every %s. Each line is one event on NATS (Ctrl-C to stop):
 
 This demo's servers are stopped now and their data is gone; the README shows
 how to run ossjobwatch against your own PostgreSQL, NATS and OSS.
-`, seen.Load(), pg.URL(), pg.URL(), ns.ClientURL(), ns.ClientURL())
+`, seen.Load(), pg.URL(), pg.URL(), pg.URL(), ns.ClientURL(), ns.ClientURL())
 	if followErr != nil {
 		return fail("live view", followErr)
 	}

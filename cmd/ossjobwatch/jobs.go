@@ -92,6 +92,7 @@ func runJobs(ctx context.Context, c cli) int {
 	switch {
 	case *asJSON:
 		enc := json.NewEncoder(c.stdout)
+		enc.SetEscapeHTML(false) // descriptions are shown, not embedded in HTML
 		for _, j := range list.Jobs {
 			if err := enc.Encode(jobJSONOf(j)); err != nil {
 				fmt.Fprintf(c.stderr, "ossjobwatch jobs: %v\n", err)

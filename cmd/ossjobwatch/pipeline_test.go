@@ -122,7 +122,8 @@ func TestDemoShowsEvents(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("demo: code %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
-	for _, want := range []string{"OSS simulator", "PostgreSQL", "NATS JetStream", "discovered", "(baseline)", "events seen", "job_status_history", "ossjobwatch tail --nats-url"} {
+	for _, want := range []string{"OSS simulator", "PostgreSQL", "NATS JetStream", "discovered", "(baseline)", "events seen", "job_status_history", "ossjobwatch tail --nats-url",
+		"a job that stops making progress", "ossjobwatch jobs --database-url 'postgres"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, stdout)
 		}

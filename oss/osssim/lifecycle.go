@@ -22,6 +22,10 @@ func (w *world) evolve(e *entry, now time.Time) {
 	if e.d.Status.Terminal() || !e.d.Status.Known() {
 		return
 	}
+	if e.stallTick > 0 {
+		w.stall(e)
+		return
+	}
 	if e.d.Status == job.StatusActive {
 		w.progress(e)
 	}
@@ -29,6 +33,21 @@ func (w *world) evolve(e *entry, now time.Time) {
 		if !w.advance(e, now) || e.d.Status.Terminal() || w.rng.Float64() >= w.chain {
 			return
 		}
+	}
+}
+
+// stall moves a job of Config.NeedsAttention: an active one progresses by 1%
+// of its tasks a tick until its stallTick, and from then on only its active
+// time grows; its status never changes. No random draws, so that the rest
+// of the world evolves as it would without it.
+func (w *world) stall(e *entry) {
+	if e.d.Status != job.StatusActive {
+		return
+	}
+	e.d.ElapsedActiveSeconds += w.activeStep
+	if w.tick < e.stallTick {
+		t := &e.d.Tasks
+		t.Succeeded = min(t.Total-t.Failed, t.Succeeded+max(1, t.Total/100))
 	}
 }
 

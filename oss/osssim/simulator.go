@@ -77,6 +77,15 @@ type Config struct {
 	// tick, shorter retention) and turns UnknownElements on, for the demo.
 	Lively bool
 
+	// NeedsAttention adds two jobs that need a human, for the demo: one
+	// Active job whose task counters stop moving after StallAfterTicks ticks
+	// (a stalled job; its ElapsedTimeInActiveSeconds still grows, as OSS's
+	// does), and one created 26 hours before NowFunc that waits in
+	// Suspended with ConfirmationRequired and is never confirmed, failed or
+	// cancelled (a job a confirmation reminder is due for). Neither ever
+	// changes status.
+	NeedsAttention bool
+
 	// UnknownElements puts elements a client does not know into some job
 	// descriptors, to exercise the client's tolerance.
 	UnknownElements bool
@@ -198,6 +207,9 @@ func New(cfg Config) (*Simulator, error) {
 		arrivals: !cfg.EmptyWorld,
 		lively:   cfg.Lively,
 		tick:     cfg.Tick,
+		// Added after the others are seeded, which are thus the same with
+		// and without them.
+		attention: cfg.NeedsAttention,
 	}, s.now())
 	return s, nil
 }

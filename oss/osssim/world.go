@@ -21,14 +21,19 @@ type entry struct {
 	// suspendedTick is the tick the job entered Suspended: OSS fails a job
 	// left unconfirmed for 14 days, which the simulator scales to ticks.
 	suspendedTick int64
+	// stallTick, when positive, is the tick from which the job never
+	// changes again but for its ElapsedTimeInActiveSeconds (NeedsAttention).
+	// Until then it only makes progress.
+	stallTick int64
 }
 
 type worldConfig struct {
-	seed     int64
-	jobs     int
-	arrivals bool
-	lively   bool
-	tick     time.Duration
+	seed      int64
+	jobs      int
+	arrivals  bool
+	lively    bool
+	tick      time.Duration
+	attention bool
 }
 
 // world is the simulated account's set of jobs. Its methods are not
@@ -80,8 +85,42 @@ func newWorld(cfg worldConfig, now time.Time) *world {
 		w.jobs[e.d.ID] = e
 		w.ids = append(w.ids, e.d.ID)
 	}
+	if cfg.attention {
+		w.addAttentionJobs(now)
+	}
 	sort.Strings(w.ids)
 	return w
+}
+
+// StallAfterTicks is how many ticks the stalling job of
+// Config.NeedsAttention makes progress before its counters freeze.
+const StallAfterTicks = 4
+
+// Descriptions of the jobs of Config.NeedsAttention, which say what they
+// are in `ossjobwatch jobs`.
+const (
+	StallingDescription    = "demo: stops making progress after a few ticks"
+	UnconfirmedDescription = "demo: waits in Suspended for a confirmation"
+)
+
+// addAttentionJobs adds the two jobs of Config.NeedsAttention.
+func (w *world) addAttentionJobs(now time.Time) {
+	stalling := w.newJob(now.Add(-10 * time.Minute))
+	stalling.d.Status, stalling.d.Description = job.StatusActive, StallingDescription
+	stalling.d.Tasks = job.Tasks{Total: 100_000, Succeeded: 12_000, Failed: 40}
+	stalling.d.ElapsedActiveSeconds = 600
+	stalling.stallTick = StallAfterTicks
+
+	// Created, and so (for a watcher that discovers it Suspended) suspended,
+	// over a day ago: its first confirmation reminder is due at once.
+	unconfirmed := w.newJob(now.Add(-26 * time.Hour))
+	unconfirmed.d.Status, unconfirmed.d.Description = job.StatusSuspended, UnconfirmedDescription
+	unconfirmed.d.ConfirmationRequired = true
+	unconfirmed.stallTick = 1
+	for _, e := range []*entry{stalling, unconfirmed} {
+		w.jobs[e.d.ID] = e
+		w.ids = append(w.ids, e.d.ID)
+	}
 }
 
 var operations = []string{

@@ -344,3 +344,63 @@ func TestStartTicks(t *testing.T) {
 	}
 	t.Fatalf("the world did not move within 10s of ticking every millisecond")
 }
+
+// NeedsAttention adds a job that progresses for a few ticks and then
+// freezes, and one that waits in Suspended, created over a day ago, for a
+// confirmation that never comes; the seeded jobs are those of the same seed
+// without it.
+func TestNeedsAttention(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2025, 6, 15, 10, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	plain := setup(t, osssim.Config{Jobs: 30, Seed: 4, NowFunc: clock, Lively: true}).sim.Jobs()
+	sim := setup(t, osssim.Config{Jobs: 30, Seed: 4, NowFunc: clock, Lively: true, NeedsAttention: true}).sim
+	find := func(desc string) job.Detail {
+		t.Helper()
+		for _, d := range sim.Jobs() {
+			if d.Description == desc {
+				return d
+			}
+		}
+		t.Fatalf("no job %q in the world", desc)
+		return job.Detail{}
+	}
+	seeded := sim.Jobs()
+	if len(seeded) != len(plain)+2 {
+		t.Fatalf("%d jobs, want the %d of the same seed and 2", len(seeded), len(plain))
+	}
+	for _, d := range plain {
+		if got, ok := sim.Job(d.ID); !ok || !reflect.DeepEqual(got, d) {
+			t.Errorf("seeded job %s differs with NeedsAttention", d.ID)
+		}
+	}
+	unconfirmed := find(osssim.UnconfirmedDescription)
+	if unconfirmed.Status != job.StatusSuspended || !unconfirmed.ConfirmationRequired || now.Sub(unconfirmed.CreationTime) <= 24*time.Hour {
+		t.Errorf("unconfirmed job: %+v, want Suspended, confirmation required, created over a day ago", unconfirmed)
+	}
+	var frozen job.Tasks
+	prev := find(osssim.StallingDescription)
+	// Past the simulator's 15 Lively ticks of Suspended after which OSS
+	// fails a job.
+	for step := 1; step <= 40; step++ {
+		sim.Step()
+		d := find(osssim.StallingDescription)
+		if d.Status != job.StatusActive || d.ElapsedActiveSeconds <= prev.ElapsedActiveSeconds {
+			t.Fatalf("step %d: stalling job %s, active %ds: want Active, its active time growing", step, d.Status, d.ElapsedActiveSeconds)
+		}
+		moved := d.Tasks != prev.Tasks
+		if want := step < osssim.StallAfterTicks; moved != want {
+			t.Fatalf("step %d: stalling job's tasks moved = %v (%+v → %+v), want %v", step, moved, prev.Tasks, d.Tasks, want)
+		}
+		if step == osssim.StallAfterTicks {
+			frozen = d.Tasks
+		}
+		prev = d
+		if u := find(osssim.UnconfirmedDescription); !reflect.DeepEqual(u, unconfirmed) {
+			t.Fatalf("step %d: the unconfirmed job changed: %+v", step, u)
+		}
+	}
+	if frozen.Succeeded <= 12_000 {
+		t.Errorf("the stalling job made no progress before it froze: %+v", frozen)
+	}
+}
