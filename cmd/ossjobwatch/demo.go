@@ -127,16 +127,17 @@ func runDemo(ctx context.Context, c cli) int {
   NATS JetStream   %s  (stream %s, subjects %s.>)
   metrics, health  http://%s/metrics  /healthz  /readyz
 
-The world holds a job that stops making progress and one waiting in Suspended
-for a confirmation since yesterday: look for their stalled (after %s without
-a change) and confirmation_due lines. What is happening now, from another
-terminal while the demo runs:
+The world holds a job that stops making progress, %s, and one waiting
+in Suspended for a confirmation since yesterday, %s: look for their
+stalled (after %s without a change) and confirmation_due lines. What is
+happening now, from another terminal while the demo runs:
 
   ossjobwatch jobs --database-url '%s'
 
 Sweeping every %s. Each line is one event on NATS (Ctrl-C to stop):
 
 `, ossURL, *jobs+2, *seed, *tick, pg.URL(), ns.ClientURL(), cfg.Stream.Name, cfg.SubjectPrefix, httpLn.Addr(),
+		shorten(attentionJobID(sim, osssim.StallingDescription), 14), shorten(attentionJobID(sim, osssim.UnconfirmedDescription), 14),
 		demoStallAfter, pg.URL(), *every)
 
 	runErr := make(chan error, 1)
@@ -176,6 +177,17 @@ how to run ossjobwatch against your own PostgreSQL, NATS and OSS.
 		return fail("run", err)
 	}
 	return exitOK
+}
+
+// attentionJobID returns the id of the simulated job with description desc,
+// one of osssim.Config.NeedsAttention's, as the live view shortens it.
+func attentionJobID(sim *osssim.Simulator, desc string) string {
+	for _, d := range sim.Jobs() {
+		if d.Description == desc {
+			return d.ID
+		}
+	}
+	return "(none)"
 }
 
 // waitForStream waits until the daemon has connected to NATS and put the

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -130,5 +131,16 @@ func TestDemoShowsEvents(t *testing.T) {
 	}
 	if n := strings.Count(stdout, "demo-hangzhou"); n < 30 {
 		t.Errorf("demo printed %d event lines, want at least 30", n)
+	}
+	// The banner names the job that stalls and the one awaiting
+	// confirmation; the live view shows them discovered.
+	m := regexp.MustCompile(`stops making progress, (\S+…),\s+and one waiting\s+in Suspended for a confirmation since yesterday, (\S+…):`).FindStringSubmatch(stdout)
+	if m == nil {
+		t.Fatalf("demo output does not name the jobs that need attention:\n%s", stdout)
+	}
+	for _, want := range []string{m[1] + " #1   discovered Active", m[2] + " #1   discovered Suspended"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("demo live view lacks %q:\n%s", want, stdout)
+		}
 	}
 }
