@@ -180,6 +180,7 @@ func TestDeployMetricNames(t *testing.T) {
 	type expr struct{ where, expr string }
 	var exprs []expr
 	ids := map[int]bool{}
+	onDashboard := map[string]bool{}
 	for _, p := range dash.Panels {
 		if ids[p.ID] {
 			t.Errorf("dashboard: panel id %d used twice", p.ID)
@@ -193,6 +194,15 @@ func TestDeployMetricNames(t *testing.T) {
 		}
 		for _, q := range p.Targets {
 			exprs = append(exprs, expr{"dashboard panel " + p.Title, q.Expr})
+			for _, n := range metricNames(q.Expr) {
+				onDashboard[n] = true
+			}
+		}
+	}
+	// Jobs that need a human have panels of their own, not only alerts.
+	for _, m := range []string{"ossjobwatch_jobs_stalled", "ossjobwatch_jobs_awaiting_confirmation", "ossjobwatch_confirmation_fails_at_timestamp_seconds"} {
+		if !onDashboard[m] {
+			t.Errorf("dashboard: no panel shows %s", m)
 		}
 	}
 	vars := map[string]string{}
