@@ -28,7 +28,7 @@ func TestMetricsServedWhileTheDatabaseIsDown(t *testing.T) {
 
 	// Series that need no database: they must survive an outage.
 	independent := []string{
-		`ossjobwatch_sweep_duration_seconds_count{outcome="success",target="target-0"} 1`,
+		`ossjobwatch_sweep_duration_seconds_count{mode="full",outcome="success",target="target-0"} 1`,
 		`ossjobwatch_last_successful_sweep_timestamp_seconds{target="target-0"}`,
 		`ossjobwatch_events_total{target="target-0",type="discovered"} 20`,
 		`go_goroutines`,
