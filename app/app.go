@@ -105,6 +105,7 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		a.targets = append(a.targets, t)
 	}
 	a.poller, err = poller.New(poller.Config{
+		Reminders:     cfg.SuspendedReminders,
 		Store:         st,
 		SubjectPrefix: cfg.SubjectPrefix,
 		Logger:        opts.Logger,
@@ -146,7 +147,8 @@ func newTarget(tc config.Target, opts Options, onAttempt func(op string, status 
 	if err != nil {
 		return Target{}, fmt.Errorf("target %s: %w", tc.Name, err)
 	}
-	return Target{Target: poller.Target{Name: tc.Name, Region: tc.Region, Client: client, ReconcileInterval: tc.ReconcileInterval}, Config: tc}, nil
+	return Target{Target: poller.Target{Name: tc.Name, Region: tc.Region, Client: client, ReconcileInterval: tc.ReconcileInterval,
+		StallAfter: tc.StallAfter}, Config: tc}, nil
 }
 
 // Store is the app's database.

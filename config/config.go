@@ -18,6 +18,7 @@ import (
 	"math"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,8 +37,11 @@ const (
 	// DefaultReconcileInterval is how often run lists every job of a
 	// target; the sweeps between list only the unfinished ones.
 	DefaultReconcileInterval = 15 * time.Minute
-	DefaultDuplicateWindow   = 30 * time.Minute
-	DefaultHTTPListen        = ":9090"
+	// DefaultStallAfter is how long a job may not move before it is
+	// announced stalled.
+	DefaultStallAfter      = time.Hour
+	DefaultDuplicateWindow = 30 * time.Minute
+	DefaultHTTPListen      = ":9090"
 )
 
 // Config is everything ossjobwatch needs to run.
@@ -61,13 +65,24 @@ type Config struct {
 	// others are hot) unless the target sets its own; 0 makes every sweep
 	// full. Defaults to 15 minutes.
 	ReconcileInterval *time.Duration
-	SubjectPrefix     string
-	Stream            Stream
-	HTTP              HTTP
-	Log               Log
+	// StallAfter is how long an unfinished job may show the same status and
+	// counters before a stalled event, unless the target sets its own; 0
+	// disables. Defaults to an hour.
+	StallAfter *time.Duration
+	// SuspendedReminders are the waits after which a job still Suspended
+	// gets a confirmation_due event; empty disables. Defaults to 24h, 312h.
+	SuspendedReminders []time.Duration
+	SubjectPrefix      string
+	Stream             Stream
+	HTTP               HTTP
+	Log                Log
 	// Retention says what the database keeps; see Retention.
 	Retention Retention
 	Targets   []Target
+
+	// remindersSet is true when the file or the environment set
+	// SuspendedReminders (perhaps to none).
+	remindersSet bool
 
 	// targetsFromEnv makes errors name the variables, not targets[0].
 	targetsFromEnv bool
@@ -117,6 +132,9 @@ type Target struct {
 	ReconcileInterval time.Duration
 	// reconcileSet is true when the file set the target's own.
 	reconcileSet bool
+	// StallAfter is this target's; defaults to Config's.
+	StallAfter time.Duration
+	stallSet   bool
 	// Credentials says where the keys come from.
 	Credentials Credentials
 }
@@ -194,6 +212,20 @@ func Load(getenv func(string) string, flags Flags, needs Needs) (Config, error) 
 		}
 		cfg.ReconcileInterval = &d
 	}
+	if v := getenv("OSSJOBWATCH_STALL_AFTER"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return Config{}, fmt.Errorf("OSSJOBWATCH_STALL_AFTER: %q is not a duration such as 1h (0 disables)", v)
+		}
+		cfg.StallAfter = &d
+	}
+	if v := getenv("OSSJOBWATCH_SUSPENDED_REMINDERS"); v != "" {
+		r, err := ParseReminders(v)
+		if err != nil {
+			return Config{}, fmt.Errorf("OSSJOBWATCH_SUSPENDED_REMINDERS: %w", err)
+		}
+		cfg.SuspendedReminders, cfg.remindersSet = r, true
+	}
 	if v := getenv("OSSJOBWATCH_OSS_RATE"); v != "" {
 		r, err := strconv.ParseFloat(v, 64)
 		if err != nil || !(r > 0) || math.IsInf(r, 0) {
@@ -241,6 +273,13 @@ func (c *Config) applyDefaults() {
 		d := DefaultReconcileInterval
 		c.ReconcileInterval = &d
 	}
+	if c.StallAfter == nil {
+		d := DefaultStallAfter
+		c.StallAfter = &d
+	}
+	if !c.remindersSet {
+		c.SuspendedReminders = slices.Clone(DefaultSuspendedReminders)
+	}
 	c.SubjectPrefix = cmp.Or(c.SubjectPrefix, DefaultSubjectPrefix)
 	c.Stream.Name = cmp.Or(c.Stream.Name, DefaultStream)
 	c.Stream.DuplicateWindow = cmp.Or(c.Stream.DuplicateWindow, DefaultDuplicateWindow)
@@ -254,6 +293,9 @@ func (c *Config) applyDefaults() {
 		t.OSSRate = cmp.Or(t.OSSRate, c.OSSRate)
 		if !t.reconcileSet {
 			t.ReconcileInterval = *c.ReconcileInterval
+		}
+		if !t.stallSet {
+			t.StallAfter = *c.StallAfter
 		}
 		t.Credentials.Source = cmp.Or(t.Credentials.Source, "default")
 	}
@@ -339,6 +381,9 @@ func (c *Config) validate(needs Needs) error {
 		if _, err := ParseSchedule(t.Schedule); err != nil {
 			add("%s: %w", field("schedule"), err)
 		}
+		if t.StallAfter < 0 {
+			add("%s: %s is negative (0 disables)", field("stall_after"), t.StallAfter)
+		}
 		if t.ReconcileInterval < 0 {
 			add("%s: %s is negative (0: every sweep full)", field("reconcile_interval"), t.ReconcileInterval)
 		}
@@ -360,6 +405,7 @@ var envOf = map[string]string{
 	"schedule":           "OSSJOBWATCH_SCHEDULE",
 	"oss_rate":           "OSSJOBWATCH_OSS_RATE",
 	"reconcile_interval": "OSSJOBWATCH_RECONCILE_INTERVAL",
+	"stall_after":        "OSSJOBWATCH_STALL_AFTER",
 }
 
 func (c Credentials) validate() error {
@@ -416,6 +462,8 @@ type fileConfig struct {
 	LeaseTTL      duration  `yaml:"lease_ttl"`
 	OSSRate       float64   `yaml:"oss_rate"`
 	Reconcile     *duration `yaml:"reconcile_interval"`
+	StallAfter    *duration `yaml:"stall_after"`
+	Reminders     *string   `yaml:"suspended_reminders"`
 	SubjectPrefix string    `yaml:"subject_prefix"`
 	Stream        struct {
 		Name            string   `yaml:"name"`
@@ -440,6 +488,7 @@ type fileConfig struct {
 		Schedule    string    `yaml:"schedule"`
 		OSSRate     float64   `yaml:"oss_rate"`
 		Reconcile   *duration `yaml:"reconcile_interval"`
+		StallAfter  *duration `yaml:"stall_after"`
 		Enabled     *bool     `yaml:"enabled"`
 		Credentials struct {
 			Source          string `yaml:"source"`
@@ -508,6 +557,7 @@ func parseFile(data []byte) (Config, error) {
 		LeaseTTL:          time.Duration(f.LeaseTTL),
 		OSSRate:           f.OSSRate,
 		ReconcileInterval: f.Reconcile.ptr(),
+		StallAfter:        f.StallAfter.ptr(),
 		SubjectPrefix:     f.SubjectPrefix,
 		Stream: Stream{
 			Name: f.Stream.Name, Manage: f.Stream.Manage == nil || *f.Stream.Manage,
@@ -518,11 +568,19 @@ func parseFile(data []byte) (Config, error) {
 		Log:       Log{Format: f.Log.Format, Level: f.Log.Level},
 		Retention: retention,
 	}
+	if f.Reminders != nil {
+		r, err := ParseReminders(*f.Reminders)
+		if err != nil {
+			return Config{}, fmt.Errorf("suspended_reminders: %w", err)
+		}
+		cfg.SuspendedReminders, cfg.remindersSet = r, true
+	}
 	for _, t := range f.Targets {
 		c := t.Credentials
 		cfg.Targets = append(cfg.Targets, Target{
 			Name: cmp.Or(t.Name, t.Region), Region: t.Region, Endpoint: t.Endpoint, Internal: t.Internal,
-			Schedule: t.Schedule, OSSRate: t.OSSRate, ReconcileInterval: t.Reconcile.value(), reconcileSet: t.Reconcile != nil, Enabled: t.Enabled == nil || *t.Enabled,
+			Schedule: t.Schedule, OSSRate: t.OSSRate, ReconcileInterval: t.Reconcile.value(), reconcileSet: t.Reconcile != nil,
+			StallAfter: t.StallAfter.value(), stallSet: t.StallAfter != nil, Enabled: t.Enabled == nil || *t.Enabled,
 			Credentials: Credentials{
 				Source: c.Source, Profile: c.Profile, RoleARN: c.RoleARN, RoleSessionName: c.RoleSessionName,
 				ExternalID: c.ExternalID, OIDCProviderARN: c.OIDCProviderARN, OIDCTokenFile: c.OIDCTokenFile,
@@ -541,4 +599,36 @@ func (c Config) EnabledTargets() []Target {
 		}
 	}
 	return out
+}
+
+// DefaultSuspendedReminders are the waits after which a job still Suspended
+// gets a confirmation_due event: a day in, and a day before OSS fails it
+// (14 days after it was suspended).
+var DefaultSuspendedReminders = []time.Duration{24 * time.Hour, 312 * time.Hour}
+
+// ParseReminders reads a comma-separated list of waits such as "24h,312h";
+// "none" or an empty list disables the reminders (an empty environment
+// variable reads as unset, so "none" is how to disable them there). It
+// returns them sorted.
+func ParseReminders(s string) ([]time.Duration, error) {
+	var out []time.Duration
+	if strings.TrimSpace(s) == "none" {
+		return nil, nil
+	}
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		d, err := time.ParseDuration(part)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("%q is not a positive duration such as 24h", part)
+		}
+		if d >= 14*24*time.Hour {
+			return nil, fmt.Errorf("%s is not before OSS fails the job (336h after it was suspended)", part)
+		}
+		out = append(out, d)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }

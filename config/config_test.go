@@ -70,7 +70,7 @@ func TestSingleTargetFromEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := config.Target{Name: "cn-hangzhou", Region: "cn-hangzhou", Endpoint: "http://127.0.0.1:9000",
-		Schedule: "@every 1m", Enabled: true, OSSRate: 20, ReconcileInterval: 15 * time.Minute, Credentials: config.Credentials{Source: "default"}}
+		Schedule: "@every 1m", Enabled: true, OSSRate: 20, ReconcileInterval: 15 * time.Minute, StallAfter: time.Hour, Credentials: config.Credentials{Source: "default"}}
 	if len(cfg.Targets) != 1 || cfg.Targets[0] != want {
 		t.Errorf("targets = %+v, want [%+v]", cfg.Targets, want)
 	}
@@ -219,5 +219,40 @@ func TestReconcileInterval(t *testing.T) {
 	}
 	if cfg, _ := config.Load(env(map[string]string{"OSSJOBWATCH_DATABASE_URL": "postgres://x@y/z", "OSSJOBWATCH_REGION": "cn-hangzhou"}), config.Flags{}, all); cfg.Targets[0].ReconcileInterval != config.DefaultReconcileInterval {
 		t.Errorf("default reconcile interval %v", cfg.Targets[0].ReconcileInterval)
+	}
+}
+
+func TestStallAndReminders(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	yaml := "stall_after: 30m\nsuspended_reminders: 48h, 12h\ntargets:\n  - {name: a, region: cn-hangzhou}\n  - {name: b, region: cn-beijing, stall_after: 0}\n"
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := map[string]string{"OSSJOBWATCH_DATABASE_URL": "postgres://x@y/z", "OSSJOBWATCH_CONFIG": path}
+	cfg, err := config.Load(env(base), config.Flags{}, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Targets[0].StallAfter != 30*time.Minute || cfg.Targets[1].StallAfter != 0 {
+		t.Errorf("stall_after %v and %v, want 30m (the file's) and 0 (the target's)", cfg.Targets[0].StallAfter, cfg.Targets[1].StallAfter)
+	}
+	if want := []time.Duration{12 * time.Hour, 48 * time.Hour}; !slices.Equal(cfg.SuspendedReminders, want) {
+		t.Errorf("reminders %v, want %v (sorted)", cfg.SuspendedReminders, want)
+	}
+	base["OSSJOBWATCH_SUSPENDED_REMINDERS"] = "none"
+	base["OSSJOBWATCH_STALL_AFTER"] = "5s"
+	if cfg, err = config.Load(env(base), config.Flags{}, all); err != nil || len(cfg.SuspendedReminders) != 0 || cfg.Targets[0].StallAfter != 5*time.Second {
+		t.Errorf("with none and 5s: %v, %v, %+v", err, cfg.SuspendedReminders, cfg.Targets[0])
+	}
+	defaults, err := config.Load(env(map[string]string{"OSSJOBWATCH_DATABASE_URL": "postgres://x@y/z", "OSSJOBWATCH_REGION": "cn-hangzhou"}), config.Flags{}, all)
+	if err != nil || !slices.Equal(defaults.SuspendedReminders, config.DefaultSuspendedReminders) || defaults.Targets[0].StallAfter != time.Hour {
+		t.Errorf("defaults: %v, %v, %v", err, defaults.SuspendedReminders, defaults.Targets[0].StallAfter)
+	}
+	for env1, bad := range map[string]string{"OSSJOBWATCH_STALL_AFTER": "-1h", "OSSJOBWATCH_SUSPENDED_REMINDERS": "24h,400h"} {
+		_, err := config.Load(env(map[string]string{"OSSJOBWATCH_DATABASE_URL": "postgres://x@y/z", "OSSJOBWATCH_REGION": "cn-hangzhou", env1: bad}), config.Flags{}, all)
+		if err == nil || !strings.Contains(err.Error(), env1) {
+			t.Errorf("%s=%s: %v, want an error naming it", env1, bad, err)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ossjobwatch/ossjobwatch/job"
 )
@@ -20,15 +21,19 @@ const (
 	StatusChanged
 	TasksFailed
 	Progress
+	Stalled
+	ConfirmationDue
 	Removed
 )
 
 var kindNames = map[Kind]string{
-	Discovered:    "discovered",
-	StatusChanged: "status_changed",
-	TasksFailed:   "tasks_failed",
-	Progress:      "progress",
-	Removed:       "removed",
+	Discovered:      "discovered",
+	StatusChanged:   "status_changed",
+	TasksFailed:     "tasks_failed",
+	Progress:        "progress",
+	Stalled:         "stalled",
+	ConfirmationDue: "confirmation_due",
+	Removed:         "removed",
 }
 
 // String is the kind's name as the event type uses it, e.g. "tasks_failed".
@@ -73,6 +78,13 @@ type Change struct {
 	SucceededDelta int64
 	// Reason is set for Removed.
 	Reason RemovalReason
+	// StalledSince is set for Stalled: when the job last moved.
+	StalledSince time.Time
+	// SuspendedSince and FailsAt are set for ConfirmationDue and for a
+	// StatusChanged into Suspended: when the job was first seen Suspended
+	// (or created, if it was Suspended when discovered), and when OSS fails
+	// it unless confirmed.
+	SuspendedSince, FailsAt time.Time
 }
 
 // Input is one sweep's view of a target.
@@ -88,6 +100,16 @@ type Input struct {
 	Complete bool
 	// Baseline is true on the target's first sweep.
 	Baseline bool
+	// Now is when the listing was taken (the events' observedAt): the
+	// clock of the attention rules.
+	Now time.Time
+	// StallAfter is how long an unfinished job other than a Suspended one
+	// may show the same status and counters before a Stalled change
+	// announces it, once per episode; 0 disables.
+	StallAfter time.Duration
+	// Reminders are the waits, ascending, after which a job still Suspended
+	// gets a ConfirmationDue change, once each per suspension.
+	Reminders []time.Duration
 }
 
 // Result is what a sweep must write.
@@ -117,7 +139,7 @@ func Compute(in Input) Result {
 	for i < len(current) || k < len(previous) {
 		switch {
 		case k == len(previous) || (i < len(current) && current[i].ID < previous[k].Job.ID):
-			res.observe(&current[i], Snapshot{}, false, in.Baseline)
+			res.observe(&current[i], Snapshot{}, false, &in)
 			i++
 		case i == len(current) || previous[k].Job.ID < current[i].ID:
 			if in.Complete && !previous[k].Removed {
@@ -125,7 +147,7 @@ func Compute(in Input) Result {
 			}
 			k++
 		default:
-			res.observe(&current[i], previous[k], true, in.Baseline)
+			res.observe(&current[i], previous[k], true, &in)
 			i++
 			k++
 		}
@@ -134,7 +156,7 @@ func Compute(in Input) Result {
 }
 
 // observe compares a listed job with its snapshot, if it has one.
-func (res *Result) observe(cur *job.Job, prev Snapshot, known, baseline bool) {
+func (res *Result) observe(cur *job.Job, prev Snapshot, known bool, in *Input) {
 	seq := prev.Sequence
 	next := func(c Change) {
 		seq++
@@ -142,28 +164,40 @@ func (res *Result) observe(cur *job.Job, prev Snapshot, known, baseline bool) {
 		c.Job = cur
 		res.Changes = append(res.Changes, c)
 	}
+	now := in.Now
+	att := prev.Attention
+	moved := false // the status or a counter changed
 	switch {
 	case !known:
-		next(Change{Kind: Discovered, Baseline: baseline})
+		next(Change{Kind: Discovered, Baseline: in.Baseline})
 		// Every job starts as New: one first seen later than that, after
 		// the baseline, went through a transition no sweep saw, and a
 		// subscriber of status events (a failure bot) must still hear of it.
-		if !baseline && cur.Status != job.StatusNew {
-			next(Change{Kind: StatusChanged, From: job.StatusNew})
+		if !in.Baseline && cur.Status != job.StatusNew {
+			next(res.statusChange(cur, job.StatusNew, &att, now))
+		}
+		att = job.Attention{StatusSince: now, ActivityAt: now}
+		if cur.Status == job.StatusSuspended {
+			att.SuspendedSince = cmp.Or(cur.CreationTime, now)
+			if !in.Baseline {
+				res.Changes[len(res.Changes)-1].SuspendedSince = att.SuspendedSince
+				res.Changes[len(res.Changes)-1].FailsAt = att.SuspendedSince.Add(job.SuspensionLimit)
+			}
 		}
 	case prev.Removed:
 		// A job back after its removal: it continues its sequence, and a
 		// status other than the one it left in is a transition too.
-		next(Change{Kind: Discovered, Baseline: baseline})
+		next(Change{Kind: Discovered, Baseline: in.Baseline})
 		if cur.Status != prev.Job.Status {
-			next(Change{Kind: StatusChanged, From: prev.Job.Status})
+			next(res.statusChange(cur, prev.Job.Status, &att, now))
 		}
+		moved = true
 	default:
 		p := prev.Job
 		failed := cur.Tasks.Failed - p.Tasks.Failed
 		succeeded := cur.Tasks.Succeeded - p.Tasks.Succeeded
 		if cur.Status != p.Status {
-			next(Change{Kind: StatusChanged, From: p.Status})
+			next(res.statusChange(cur, p.Status, &att, now))
 		}
 		if failed > 0 {
 			next(Change{Kind: TasksFailed, FailedDelta: failed, SucceededDelta: succeeded})
@@ -171,11 +205,49 @@ func (res *Result) observe(cur *job.Job, prev Snapshot, known, baseline bool) {
 		if succeeded != 0 || cur.Tasks.Total != p.Tasks.Total {
 			next(Change{Kind: Progress, FailedDelta: failed, SucceededDelta: succeeded})
 		}
-		if seq == prev.Sequence && sameDescriptor(p, *cur) {
-			return
+		moved = cur.Status != p.Status || cur.Tasks != p.Tasks
+	}
+	if moved {
+		att.ActivityAt, att.StalledAt = now, time.Time{}
+	}
+	if att.StatusSince.IsZero() || att.ActivityAt.IsZero() {
+		// A row from before these were kept: start their clocks now.
+		att.StatusSince, att.ActivityAt = cmp.Or(att.StatusSince, now), cmp.Or(att.ActivityAt, now)
+	}
+	if cur.Status != job.StatusSuspended {
+		att.SuspendedSince, att.RemindersSent = time.Time{}, 0
+	} else if att.SuspendedSince.IsZero() {
+		att.SuspendedSince = cmp.Or(cur.CreationTime, now)
+	}
+
+	if in.StallAfter > 0 && !now.IsZero() && !cur.Status.Terminal() && cur.Status != job.StatusSuspended &&
+		att.StalledAt.IsZero() && now.Sub(att.ActivityAt) >= in.StallAfter {
+		next(Change{Kind: Stalled, StalledSince: att.ActivityAt})
+		att.StalledAt = now
+	}
+	if cur.Status == job.StatusSuspended && !now.IsZero() {
+		for att.RemindersSent < len(in.Reminders) && now.Sub(att.SuspendedSince) >= in.Reminders[att.RemindersSent] {
+			next(Change{Kind: ConfirmationDue, SuspendedSince: att.SuspendedSince, FailsAt: att.SuspendedSince.Add(job.SuspensionLimit)})
+			att.RemindersSent++
 		}
 	}
-	res.Snapshots = append(res.Snapshots, Snapshot{Job: *cur, Sequence: seq})
+
+	if known && !prev.Removed && seq == prev.Sequence && sameDescriptor(prev.Job, *cur) && att.Equal(prev.Attention) {
+		return
+	}
+	res.Snapshots = append(res.Snapshots, Snapshot{Job: *cur, Sequence: seq, Attention: att})
+}
+
+// statusChange is the change of cur's status from from, and the new
+// status's clocks: when it began and, into Suspended, the suspension's.
+func (res *Result) statusChange(cur *job.Job, from job.Status, att *job.Attention, now time.Time) Change {
+	c := Change{Kind: StatusChanged, From: from}
+	att.StatusSince = now
+	if cur.Status == job.StatusSuspended {
+		att.SuspendedSince, att.RemindersSent = now, 0
+		c.SuspendedSince, c.FailsAt = now, now.Add(job.SuspensionLimit)
+	}
+	return c
 }
 
 // remove reports a live snapshot that a complete listing lacks.
@@ -186,7 +258,7 @@ func (res *Result) remove(prev *Snapshot) {
 	}
 	seq := prev.Sequence + 1
 	res.Changes = append(res.Changes, Change{Kind: Removed, Sequence: seq, Job: &prev.Job, Reason: reason})
-	res.Snapshots = append(res.Snapshots, Snapshot{Job: prev.Job, Sequence: seq, Removed: true})
+	res.Snapshots = append(res.Snapshots, Snapshot{Job: prev.Job, Sequence: seq, Removed: true, Attention: prev.Attention})
 }
 
 func byID(a, b Snapshot) int { return cmp.Compare(a.Job.ID, b.Job.ID) }

@@ -308,7 +308,7 @@ func checkInvariants(t *testing.T, in diff.Input) {
 		if c.Sequence != lastSeq[id]+1 {
 			t.Fatalf("job %s: sequence %d after %d", id, c.Sequence, lastSeq[id])
 		}
-		if c.Kind <= lastKind[id] {
+		if c.Kind < lastKind[id] || c.Kind == lastKind[id] && c.Kind != diff.ConfirmationDue {
 			t.Fatalf("job %s: %s after %s", id, c.Kind, lastKind[id])
 		}
 		lastSeq[id], lastKind[id] = c.Sequence, c.Kind
@@ -325,6 +325,14 @@ func checkInvariants(t *testing.T, in diff.Input) {
 				status[id] = job.StatusNew
 			default:
 				status[id] = c.Job.Status
+			}
+		case diff.Stalled:
+			if c.Job.Status.Terminal() || c.Job.Status == job.StatusSuspended || in.StallAfter == 0 || in.Now.Sub(c.StalledSince) < in.StallAfter {
+				t.Fatalf("job %s: stalled in %s since %s (StallAfter %s)", id, c.Job.Status, c.StalledSince, in.StallAfter)
+			}
+		case diff.ConfirmationDue:
+			if c.Job.Status != job.StatusSuspended || !c.FailsAt.Equal(c.SuspendedSince.Add(job.SuspensionLimit)) {
+				t.Fatalf("job %s: confirmation_due in %s, suspended %s, fails %s", id, c.Job.Status, c.SuspendedSince, c.FailsAt)
 			}
 		case diff.TasksFailed:
 			if c.FailedDelta <= 0 {
@@ -376,11 +384,15 @@ func randomWorld(r *rand.Rand) diff.Input {
 		}
 		return j
 	}
-	in := diff.Input{Complete: r.IntN(3) > 0, Baseline: r.IntN(4) == 0}
+	in := diff.Input{Complete: r.IntN(3) > 0, Baseline: r.IntN(4) == 0,
+		Now: time.Unix(1e9, 0), StallAfter: time.Duration(r.IntN(3)) * time.Hour, Reminders: []time.Duration{time.Hour, 5 * time.Hour}}
 	previous := map[string]diff.Snapshot{}
 	for _, i := range r.Perm(30)[:r.IntN(30)] {
 		id := fmt.Sprintf("job-%02d", i)
-		previous[id] = diff.Snapshot{Job: randJob(id), Sequence: r.Int64N(10), Removed: r.IntN(5) == 0}
+		previous[id] = diff.Snapshot{Job: randJob(id), Sequence: r.Int64N(10), Removed: r.IntN(5) == 0, Attention: job.Attention{
+			StatusSince: in.Now.Add(-time.Duration(r.IntN(10)) * time.Hour), ActivityAt: in.Now.Add(-time.Duration(r.IntN(10)) * time.Hour),
+			SuspendedSince: in.Now.Add(-time.Duration(r.IntN(10)) * time.Hour), RemindersSent: r.IntN(3),
+		}}
 		in.Previous = append(in.Previous, previous[id])
 	}
 	for range r.IntN(40) {

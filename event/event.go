@@ -119,6 +119,9 @@ type data struct {
 	SweepID              string             `json:"sweepId"`
 	Baseline             bool               `json:"baseline"`
 	Reason               diff.RemovalReason `json:"reason,omitempty"`
+	StalledSince         *time.Time         `json:"stalledSince,omitempty"`
+	SuspendedSince       *time.Time         `json:"suspendedSince,omitempty"`
+	FailsAt              *time.Time         `json:"failsAt,omitempty"`
 	*enrichment
 	// EnrichmentError replaces the enrichment when DescribeJob failed.
 	EnrichmentError string `json:"enrichmentError,omitempty"`
@@ -189,6 +192,9 @@ func Encode(id string, c diff.Change, en Enrichment, m Meta) (Event, error) {
 			SweepID:              m.SweepID,
 			Baseline:             c.Baseline,
 			Reason:               c.Reason,
+			StalledSince:         optionalTime(c.StalledSince),
+			SuspendedSince:       optionalTime(c.SuspendedSince),
+			FailsAt:              optionalTime(c.FailsAt),
 		},
 	}
 	ev := Event{

@@ -68,6 +68,11 @@ func TestGolden(t *testing.T) {
 			diff.Change{Kind: diff.TasksFailed, Sequence: 3, Job: &sample, FailedDelta: 4, SucceededDelta: 100}, nil, ""},
 		{"progress", "ossjobs.prod-hz.progress",
 			diff.Change{Kind: diff.Progress, Sequence: 4, Job: &sample, FailedDelta: 4, SucceededDelta: 100}, nil, ""},
+		{"stalled", "ossjobs.prod-hz.stalled",
+			diff.Change{Kind: diff.Stalled, Sequence: 5, Job: &sample, StalledSince: time.Date(2026, 11, 24, 7, 30, 0, 0, time.UTC)}, nil, ""},
+		{"confirmation_due", "ossjobs.prod-hz.confirmation_due",
+			diff.Change{Kind: diff.ConfirmationDue, Sequence: 5, Job: ptr(withStatus(sample, job.StatusSuspended, false)),
+				SuspendedSince: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC), FailsAt: time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)}, nil, ""},
 		{"removed", "ossjobs.prod-hz.removed",
 			diff.Change{Kind: diff.Removed, Sequence: 5, Job: ptr(withStatus(sample, job.StatusComplete, true)), Reason: diff.Expired}, nil, ""},
 	}

@@ -169,4 +169,35 @@ type Snapshot struct {
 	Job      Job
 	Sequence int64
 	Removed  bool
+	Attention
+}
+
+// Attention is what a snapshot keeps to tell when a job needs a human: how
+// long it has been in its status, since when nothing has moved, and where
+// its announcements stand. Zero times are unknown.
+type Attention struct {
+	// StatusSince is when the job was first seen in its current status.
+	StatusSince time.Time
+	// ActivityAt is when its status or a task counter was last seen to
+	// change: the start of a stall.
+	ActivityAt time.Time
+	// StalledAt is when the current stall was announced; zero while none
+	// is.
+	StalledAt time.Time
+	// SuspendedSince is when the job was first seen Suspended (its creation
+	// time if it was Suspended when discovered); zero when it is not.
+	SuspendedSince time.Time
+	// RemindersSent counts the confirmation reminders announced for the
+	// current suspension.
+	RemindersSent int
+}
+
+// SuspensionLimit is how long OSS lets a job wait in Suspended for a
+// confirmation before it fails it.
+const SuspensionLimit = 14 * 24 * time.Hour
+
+// Equal reports whether a and o are the same, times compared as instants.
+func (a Attention) Equal(o Attention) bool {
+	return a.StatusSince.Equal(o.StatusSince) && a.ActivityAt.Equal(o.ActivityAt) && a.StalledAt.Equal(o.StalledAt) &&
+		a.SuspendedSince.Equal(o.SuspendedSince) && a.RemindersSent == o.RemindersSent
 }

@@ -31,6 +31,10 @@ type Target struct {
 	Region string
 	// Client lists the target's jobs.
 	Client *oss.Client
+	// StallAfter is how long an unfinished job other than a Suspended one
+	// may show the same status and counters before a stalled event; 0
+	// disables.
+	StallAfter time.Duration
 	// ReconcileInterval makes a hot sweep full when the last full listing
 	// applied began this long before its own (on the database's clock, so
 	// every replica agrees); 0 leaves hot sweeps hot.
@@ -47,6 +51,9 @@ type Config struct {
 	// once to enrich its status events (every one of them is enriched; the
 	// target's client paces them at its OSS request rate). Defaults to 4.
 	DescribeConcurrency int
+	// Reminders are the waits after which a job still Suspended gets a
+	// confirmation_due event, once each per suspension; sorted by New.
+	Reminders []time.Duration
 	// ConfirmRemovalsAfter is how long after a listing that would remove
 	// most of a target's live jobs a second listing must come to confirm
 	// those removals (see HoldsRemovals). Defaults to a minute.
@@ -96,6 +103,10 @@ func New(cfg Config) (*Poller, error) {
 	}
 	cfg.DescribeConcurrency = cmp.Or(cfg.DescribeConcurrency, 4)
 	cfg.ConfirmRemovalsAfter = cmp.Or(cfg.ConfirmRemovalsAfter, time.Minute)
+	cfg.Reminders = slices.Sorted(slices.Values(cfg.Reminders))
+	if len(cfg.Reminders) > 0 && cfg.Reminders[0] < 0 {
+		return nil, errors.New("poller: Reminders must not be negative")
+	}
 	if cfg.DescribeConcurrency < 1 || cfg.ConfirmRemovalsAfter < 0 {
 		return nil, errors.New("poller: DescribeConcurrency must be positive and ConfirmRemovalsAfter not negative")
 	}
@@ -408,7 +419,10 @@ func (p *Poller) apply(ctx context.Context, t Target, ts *targetState, l listing
 	}
 
 	full := !l.hot
-	d := diff.Compute(diff.Input{Previous: previous, Listing: l.jobs, Complete: full && l.bad == nil, Baseline: !st.Baselined})
+	d := diff.Compute(diff.Input{
+		Previous: previous, Listing: l.jobs, Complete: full && l.bad == nil, Baseline: !st.Baselined,
+		Now: l.startedAt, StallAfter: t.StallAfter, Reminders: p.cfg.Reminders,
+	})
 	held := st.Held
 	if full && l.bad == nil {
 		held = p.holdRemovals(&d, ts.snaps, st.Held, l.startedAt, log)
