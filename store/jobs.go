@@ -14,11 +14,6 @@ import (
 	"github.com/ossjobwatch/ossjobwatch/job"
 )
 
-// UnconfirmedFailsAfter is how long OSS lets a job wait in Suspended for a
-// confirmation before it fails it: a job's failsAt is its suspended_since
-// plus this.
-const UnconfirmedFailsAfter = 14 * 24 * time.Hour
-
 // JobsQuery selects the jobs Jobs returns. The zero value selects every
 // live (not removed) unfinished job of every target. Removed jobs are never
 // returned.
@@ -84,12 +79,12 @@ func (r JobRow) StalledSince() time.Time {
 }
 
 // FailsAt is when OSS fails the job if nobody confirms it: SuspendedSince
-// plus UnconfirmedFailsAfter; zero for a job not Suspended.
+// plus job.SuspensionLimit (14 days); zero for a job not Suspended.
 func (r JobRow) FailsAt() time.Time {
 	if r.SuspendedSince.IsZero() || r.Status != string(job.StatusSuspended) {
 		return time.Time{}
 	}
-	return r.SuspendedSince.Add(UnconfirmedFailsAfter)
+	return r.SuspendedSince.Add(job.SuspensionLimit)
 }
 
 // JobList is what Jobs returns: the jobs up to the limit, newest first, and
@@ -246,7 +241,7 @@ func (s *Store) Attention(ctx context.Context) ([]AttentionStats, error) {
 		var soonest *time.Time
 		err := row.Scan(&a.Target, &a.Stalled, &a.AwaitingConfirmation, &soonest)
 		if soonest != nil {
-			a.SoonestFailsAt = soonest.Add(UnconfirmedFailsAfter)
+			a.SoonestFailsAt = soonest.Add(job.SuspensionLimit)
 		}
 		return a, err
 	})

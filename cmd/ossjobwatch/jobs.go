@@ -223,9 +223,12 @@ func statusColour(s string) string {
 // order (statuses OSS does not document after, by name): "12 unfinished
 // jobs: 3 New, 9 Active".
 func jobsSummary(list store.JobList, q store.JobsQuery) string {
-	what := "jobs"
+	what := "job"
 	if !q.Finished {
-		what = "unfinished jobs"
+		what = "unfinished job"
+	}
+	if list.Total != 1 {
+		what += "s"
 	}
 	var order, extra []string
 	for _, s := range job.Statuses {

@@ -133,6 +133,12 @@ func TestJobsVerb(t *testing.T) {
 		t.Errorf("tasks in JSON: %v", got[1]["tasks"])
 	}
 
+	if _, _, stderr := runVerb(t, env, "jobs", "--stalled"); stderr != "1 unfinished job: 1 Active\n" {
+		t.Errorf("jobs --stalled summary: %q", stderr)
+	}
+	if _, _, stderr := runVerb(t, env, "jobs", "--target", "nowhere"); stderr != "0 unfinished jobs\n" {
+		t.Errorf("jobs in an unknown target, summary: %q", stderr)
+	}
 	for _, args := range [][]string{{"jobs", "--limit", "-1"}, {"jobs", "extra"}} {
 		if code, _, _ := runVerb(t, env, args...); code != exitUsage {
 			t.Errorf("%q: code %d, want %d", args, code, exitUsage)
