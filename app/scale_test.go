@@ -3,7 +3,9 @@ package app
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -84,7 +86,8 @@ type scaleReport struct {
 	leases          map[string]int
 	conns           connPeaks
 	cpu             cpuUse
-	events          int // in job_events (and the stream) at the end
+	events          int    // in job_events (and the stream) at the end
+	load            string // /proc/loadavg at the end of the window: others share the machine
 }
 
 func (r scaleReport) log(tb testing.TB) {
@@ -93,8 +96,16 @@ func (r scaleReport) log(tb testing.TB) {
 		r.warmUp.Round(time.Millisecond), r.window.Round(time.Millisecond), r.sweeps, r.sweepsPerSecond,
 		r.meanSweep.Round(time.Millisecond), r.maxSweep.Round(time.Millisecond), r.maxGap.Round(time.Millisecond))
 	tb.Logf("leases %v; database connections: peak %d open (%v per replica), peak %d busy", r.leases, r.conns.open, r.conns.perApp, r.conns.busy)
-	tb.Logf("CPU in the window: this process (replicas, simulators, NATS) %.2f cores, PostgreSQL %s; %d events delivered",
-		r.cpu.process.Seconds()/r.window.Seconds(), r.cpu.pgCores(r.window), r.events)
+	if r.conns.samples > 0 {
+		var ws []string
+		for w, n := range r.conns.waits {
+			ws = append(ws, fmt.Sprintf("%s %.1f", w, float64(n)/float64(r.conns.samples)))
+		}
+		slices.Sort(ws)
+		tb.Logf("busy connections on average, by state/wait: %s", strings.Join(ws, ", "))
+	}
+	tb.Logf("CPU in the window: this process (replicas, simulators, NATS) %.2f cores, PostgreSQL %s, of %d; machine load %s; %d events delivered",
+		r.cpu.process.Seconds()/r.window.Seconds(), r.cpu.pgCores(r.window), runtime.NumCPU(), r.load, r.events)
 }
 
 // runScale runs the fleet c describes until every target has been swept
@@ -128,7 +139,16 @@ func runScale(tb testing.TB, c scaleConfig) scaleReport {
 	open := func(app string) *App {
 		rc := cfg
 		rc.DatabaseURL = withParams(dbURL, map[string]string{"application_name": app, "pool_max_conns": poolMax(c.maxConns)})
-		a, err := Open(ctx, rc, Options{Credentials: creds, OSS: oss.Config{BaseDelay: time.Millisecond, MaxBackoff: 20 * time.Millisecond}})
+		var logger *slog.Logger
+		if f := os.Getenv("OSSJOBWATCH_SCALE_LOG"); f != "" {
+			w, err := os.OpenFile(f, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			tb.Cleanup(func() { _ = w.Close() })
+			logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo})).With("app", app)
+		}
+		a, err := Open(ctx, rc, Options{Logger: logger, Credentials: creds, OSS: oss.Config{BaseDelay: time.Millisecond, MaxBackoff: 20 * time.Millisecond}})
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -174,8 +194,13 @@ func runScale(tb testing.TB, c scaleConfig) scaleReport {
 	var settled time.Time
 	var held map[string]string // target → holder
 	generous := 3*time.Minute + time.Duration(c.targets*c.replicas)*c.period/20
+	var lastLog time.Time
 	log.waitFor(tb, "the leases to settle, balanced, and every target to be swept by its holder", generous, func(recs []sweepRecord) bool {
 		now, cur := time.Now(), leaseHolders(tb, st)
+		if now.Sub(lastLog) > 15*time.Second {
+			lastLog = now
+			logProgress(tb, recs, now.Add(-15*time.Second), cur, settled, held, mon)
+		}
 		if !balanced(cur, c.targets, c.replicas) {
 			settled = time.Time{}
 			return false
@@ -210,6 +235,9 @@ func runScale(tb testing.TB, c scaleConfig) scaleReport {
 	})
 	report.cpu = readCPU(tb, st).since(cpu0)
 	report.conns = mon.peaks()
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		report.load = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
 	report.window = until.Sub(from)
 	after := leaseHolders(tb, st)
 	report.leases = countHolders(after)
@@ -225,6 +253,34 @@ func runScale(tb testing.TB, c scaleConfig) scaleReport {
 	checkNoOverlapInDatabase(tb, st)
 	report.events = checkDeliveredAtScale(tb, open("drain"), ns, st)
 	return report
+}
+
+// logProgress says how the warm-up goes: the leases, the sweeps of the
+// last while, the connections.
+func logProgress(tb testing.TB, recs []sweepRecord, since time.Time, cur map[string]string, settled time.Time, held map[string]string, mon *connMonitor) {
+	tb.Helper()
+	var n, failed, stale int
+	var longest time.Duration
+	for _, r := range recs {
+		if r.start.Before(since) {
+			continue
+		}
+		n++
+		longest = max(longest, r.end.Sub(r.start))
+		if r.err != "" {
+			failed++
+		}
+		if r.stale {
+			stale++
+		}
+	}
+	state := "not settled"
+	if !settled.IsZero() {
+		state = fmt.Sprintf("settled %s ago, %d targets swept by their holder since", time.Since(settled).Round(time.Second), len(sweptBy(recs, settled, held)))
+	}
+	p := mon.peaks()
+	tb.Logf("warm-up: leases %v (%s); since %s: %d sweeps (%d failed, %d stale), longest %s; connections peak %d, busy %d; waits %v",
+		countHolders(cur), state, since.Format(time.TimeOnly), n, failed, stale, longest.Round(time.Millisecond), p.open, p.busy, p.waits)
 }
 
 // checkWindow checks the observation window: no lease moved, they are

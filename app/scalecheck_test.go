@@ -5,6 +5,7 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"os"
 	"strconv"
 	"strings"
@@ -25,6 +26,10 @@ type connPeaks struct {
 	open   int            // every replica's connections, the test's own left out
 	busy   int            // of them, not idle (in a statement or a transaction)
 	perApp map[string]int // open, by application_name (the replica's id)
+	// waits counts, over the samples, the busy connections by what they
+	// were doing: "active", "active/Lock:advisory", "idle in transaction"…
+	waits   map[string]int
+	samples int
 }
 
 type connMonitor struct {
@@ -34,7 +39,7 @@ type connMonitor struct {
 }
 
 func startConnMonitor(tb testing.TB, st *store.Store) *connMonitor {
-	m := &connMonitor{p: connPeaks{perApp: map[string]int{}}}
+	m := &connMonitor{p: connPeaks{perApp: map[string]int{}, waits: map[string]int{}}}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(tb.Context()))
 	done := make(chan struct{})
 	m.stop = sync.OnceFunc(func() { cancel(); <-done })
@@ -57,23 +62,27 @@ func startConnMonitor(tb testing.TB, st *store.Store) *connMonitor {
 
 func (m *connMonitor) sample(ctx context.Context, st *store.Store) {
 	rows, err := st.Pool().Query(ctx, `
-		SELECT application_name, count(*), count(*) FILTER (WHERE state <> 'idle')
+		SELECT application_name, state || coalesce('/' || wait_event_type || ':' || wait_event, ''), count(*)
 		FROM pg_stat_activity
 		WHERE datname = current_database() AND application_name LIKE 'replica-%'
-		GROUP BY 1`)
+		GROUP BY 1, 2`)
 	if err != nil {
 		return // the test is ending
 	}
 	defer rows.Close()
 	var open, busy int
-	per := map[string]int{}
+	per, waits := map[string]int{}, map[string]int{}
 	for rows.Next() {
-		var app string
-		var n, b int
-		if rows.Scan(&app, &n, &b) != nil {
+		var app, state string
+		var n int
+		if rows.Scan(&app, &state, &n) != nil {
 			return
 		}
-		open, busy, per[app] = open+n, busy+b, n
+		open, per[app] = open+n, per[app]+n
+		if state != "idle" && state != "idle/Client:ClientRead" {
+			busy += n
+			waits[state] += n
+		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -81,22 +90,23 @@ func (m *connMonitor) sample(ctx context.Context, st *store.Store) {
 	for app, n := range per {
 		m.p.perApp[app] = max(m.p.perApp[app], n)
 	}
+	for w, n := range waits {
+		m.p.waits[w] += n
+	}
+	m.p.samples++
 }
 
 func (m *connMonitor) reset() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.p = connPeaks{perApp: map[string]int{}}
+	m.p = connPeaks{perApp: map[string]int{}, waits: map[string]int{}}
 }
 
 func (m *connMonitor) peaks() connPeaks {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	p := m.p
-	p.perApp = map[string]int{}
-	for k, v := range m.p.perApp {
-		p.perApp[k] = v
-	}
+	p.perApp, p.waits = maps.Clone(m.p.perApp), maps.Clone(m.p.waits)
 	return p
 }
 
