@@ -34,6 +34,11 @@ lint: vet ## Run staticcheck (fetched through the module proxy).
 bench: ## Run the benchmarks (BENCH=regexp to choose).
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem $(PKGS)
 
+.PHONY: bench-scale
+bench-scale: ## Run the fleet benchmark: 200 targets of 500 jobs on 3 replicas (OSSJOBWATCH_SCALE="targets=…,period=…" to change).
+	@bash .ci/install-postgres.sh
+	$(GO) test -run '^$$' -bench '^BenchmarkManyTargetsManyReplicas$$' -benchtime 1x -timeout 30m ./app
+
 .PHONY: fuzz
 fuzz: ## Fuzz the ListJobs decoder for a minute.
 	$(GO) test -run '^$$' -fuzz FuzzDecodeListJobs -fuzztime 60s ./oss

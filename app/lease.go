@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/ossjobwatch/ossjobwatch/store"
 )
 
 // leaser spreads the targets over the replicas with leases kept in
@@ -16,6 +18,7 @@ import (
 // (target, replica), so the spread is stable and needs no coordination.
 type leaser struct {
 	a   *App
+	st  *store.Store // a connection of the leaser's own: see Run
 	ro  RunOptions
 	log *slog.Logger
 
@@ -25,8 +28,8 @@ type leaser struct {
 	acquired map[string]chan struct{}
 }
 
-func newLeaser(a *App, ro RunOptions, log *slog.Logger) *leaser {
-	l := &leaser{a: a, ro: ro, log: log, held: map[string]time.Time{}, sweeping: map[string]bool{}, acquired: map[string]chan struct{}{}}
+func newLeaser(a *App, st *store.Store, ro RunOptions, log *slog.Logger) *leaser {
+	l := &leaser{a: a, st: st, ro: ro, log: log, held: map[string]time.Time{}, sweeping: map[string]bool{}, acquired: map[string]chan struct{}{}}
 	for _, t := range a.targets {
 		l.acquired[t.Name] = make(chan struct{}, 1)
 	}
@@ -85,7 +88,7 @@ func (l *leaser) run(ctx context.Context) {
 }
 
 func (l *leaser) beat(ctx context.Context) {
-	st, id, ttl := l.a.store, l.ro.ReplicaID, l.ro.LeaseTTL
+	st, id, ttl := l.st, l.ro.ReplicaID, l.ro.LeaseTTL
 	start := time.Now()
 	live, err := st.Heartbeat(ctx, id, ttl)
 	if err != nil {
@@ -135,11 +138,18 @@ func (l *leaser) beat(ctx context.Context) {
 		}
 		held = keep
 	}
+	var free []string
+	if len(held) < share {
+		// One query for the candidates, not one attempt per target.
+		if free, err = st.FreeTargets(ctx, id, names); err != nil {
+			l.log.Warn("lease acquisition failed", "err", err)
+		}
+	}
 	for _, t := range prefer {
 		if len(held) >= share {
 			break
 		}
-		if slices.Contains(held, t) {
+		if slices.Contains(held, t) || !slices.Contains(free, t) {
 			continue
 		}
 		ok, err := st.AcquireLease(ctx, t, id, ttl)

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -19,13 +20,19 @@ type sweepLog struct {
 type sweepRecord struct {
 	replica, target string
 	start, end      time.Time
+	err             string // the sweep's error, if it failed
+	stale           bool   // another replica's listing was applied first
 }
 
 func (l *sweepLog) hook(replica string) func(SweepResult) {
 	return func(r SweepResult) {
 		end := time.Now()
 		l.mu.Lock()
-		l.sweeps = append(l.sweeps, sweepRecord{replica, r.Target, end.Add(-r.Duration), end})
+		rec := sweepRecord{replica: replica, target: r.Target, start: end.Add(-r.Duration), end: end, stale: r.Stale}
+		if r.Err != nil {
+			rec.err = r.Err.Error()
+		}
+		l.sweeps = append(l.sweeps, rec)
 		l.mu.Unlock()
 		select {
 		case l.signal <- struct{}{}:
@@ -34,15 +41,17 @@ func (l *sweepLog) hook(replica string) func(SweepResult) {
 	}
 }
 
-// waitFor waits, sweep by sweep, until cond holds of the log.
-func (l *sweepLog) waitFor(t *testing.T, what string, timeout time.Duration, cond func([]sweepRecord) bool) {
+// waitFor waits, sweep by sweep, until cond holds of the log. cond runs on
+// a copy, so it may take its time (query the database) without holding the
+// sweeps up.
+func (l *sweepLog) waitFor(t testing.TB, what string, timeout time.Duration, cond func([]sweepRecord) bool) {
 	t.Helper()
 	deadline := time.After(timeout)
 	for {
 		l.mu.Lock()
-		ok := cond(l.sweeps)
+		recs := slices.Clone(l.sweeps)
 		l.mu.Unlock()
-		if ok {
+		if cond(recs) {
 			return
 		}
 		select {

@@ -20,6 +20,7 @@ import (
 	"github.com/ossjobwatch/ossjobwatch/config"
 	"github.com/ossjobwatch/ossjobwatch/poller"
 	"github.com/ossjobwatch/ossjobwatch/publisher"
+	"github.com/ossjobwatch/ossjobwatch/store"
 )
 
 // RunOptions tune the daemon. The zero value is ready to use.
@@ -117,7 +118,24 @@ func (a *App) Run(ctx context.Context, ro RunOptions) error {
 	sweepCtx, cancelSweeps := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSweeps()
 
-	leases := newLeaser(a, ro, log)
+	// The leases have a connection of their own. On the shared pool, a
+	// heartbeat queues behind the sweeps when they fill it (a replica of
+	// many targets does, at every tick): it then comes after the lease
+	// TTL, the leases lapse, the other replicas take them and sweep the
+	// same targets, and the churn feeds itself.
+	// If it cannot be opened now, the shared pool serves.
+	leaseStore, err := store.Open(ctx, a.cfg.DatabaseURL, store.Config{MaxConns: 1})
+	if err != nil {
+		log.Warn("no connection of their own for the leases; they share the pool", "err", err)
+		leaseStore = a.store
+	} else {
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), ro.ShutdownTimeout/8)
+			defer cancel()
+			waitUntil(cctx, leaseStore.Close)
+		}()
+	}
+	leases := newLeaser(a, leaseStore, ro, log)
 	var wg sync.WaitGroup
 	for i, t := range a.targets {
 		wg.Go(func() { a.scheduleTarget(loopCtx, sweepCtx, t, scheds[i], leases, ro, log) })
@@ -135,7 +153,7 @@ func (a *App) Run(ctx context.Context, ro RunOptions) error {
 	}
 	stopLoops()
 	log.Info("stopping: no new sweeps; waiting for the running ones and the relay")
-	errs = append(errs, a.shutdown(ctx, ro, log, &wg, cancelSweeps, srv))
+	errs = append(errs, a.shutdown(ctx, ro, log, &wg, cancelSweeps, srv, leaseStore))
 	log.Info("stopped")
 	return errors.Join(errs...)
 }
@@ -148,7 +166,7 @@ func (a *App) Run(ctx context.Context, ro RunOptions) error {
 // server, side by side. Only a sweep that outlives its cancellation is an
 // error; a phase cut short is logged, and what it left undone (a lease, a
 // pending event) is picked up by the other replicas or the next run.
-func (a *App) shutdown(ctx context.Context, ro RunOptions, log *slog.Logger, loops *sync.WaitGroup, cancelSweeps context.CancelFunc, srv *http.Server) error {
+func (a *App) shutdown(ctx context.Context, ro RunOptions, log *slog.Logger, loops *sync.WaitGroup, cancelSweeps context.CancelFunc, srv *http.Server, leaseStore *store.Store) error {
 	budget := ro.ShutdownTimeout
 	start := time.Now()
 	a.mu.Lock()
@@ -178,7 +196,7 @@ func (a *App) shutdown(ctx context.Context, ro RunOptions, log *slog.Logger, loo
 	var phases sync.WaitGroup
 	if !ro.crash {
 		phases.Go(func() {
-			if err := a.store.Leave(stopCtx, ro.ReplicaID); err != nil {
+			if err := leaseStore.Leave(stopCtx, ro.ReplicaID); err != nil {
 				log.Warn("could not leave the replica set; the other replicas take the targets over when the leases lapse", "err", err)
 			}
 		})
