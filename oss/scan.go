@@ -2,6 +2,8 @@ package oss
 
 import (
 	"bytes"
+	"strconv"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -9,9 +11,10 @@ import (
 // documents OSS sends, ten times quicker than encoding/xml and with a
 // fraction of its garbage. It reads a strict subset of XML: an optional
 // `<?xml version="1.0" encoding="UTF-8"?>`, elements without attributes or
-// namespace prefixes, text with the five named entities, whitespace around
+// namespace prefixes, text with the five named entities and character
+// references, whitespace around
 // the root. Within that subset it fills r exactly as encoding/xml would.
-// Anything outside it (a comment, CDATA, a character reference, a carriage
+// Anything outside it (a comment, CDATA, a carriage
 // return, an attribute, a repeated field, malformed XML) makes it return
 // false, and the caller decodes with encoding/xml, which also words every
 // error: the scanner never accepts what encoding/xml refuses, and never
@@ -272,6 +275,7 @@ func (s *scanner) text() ([]byte, bool) {
 		return raw, true
 	}
 	s.buf = s.buf[:0]
+	numeric := false
 	for len(raw) > 0 {
 		k := bytes.IndexByte(raw, '&')
 		if k < 0 {
@@ -296,11 +300,38 @@ func (s *scanner) text() ([]byte, bool) {
 		case "quot":
 			s.buf = append(s.buf, '"')
 		default:
-			return nil, false
+			// A character reference, &#39; or &#x27;, as Go's own XML
+			// encoder (and so the simulator) writes quotes.
+			num, base := raw[1:semi], 10
+			if len(num) < 2 || num[0] != '#' {
+				return nil, false
+			}
+			if num = num[1:]; num[0] == 'x' {
+				num, base = num[1:], 16
+			}
+			n, err := strconv.ParseUint(string(num), base, 64)
+			if err != nil || n > unicode.MaxRune {
+				return nil, false
+			}
+			s.buf, numeric = utf8.AppendRune(s.buf, rune(n)), true
 		}
 		raw = raw[semi+1:]
 	}
+	if numeric && !xmlChars(s.buf) {
+		return nil, false
+	}
 	return s.buf, true
+}
+
+// xmlChars reports whether every character of the UTF-8 b is one XML
+// allows: encoding/xml's check of decoded text.
+func xmlChars(b []byte) bool {
+	for _, r := range string(b) {
+		if !(r == 0x09 || r == 0x0A || r == 0x0D || r >= 0x20 && r <= 0xD7FF || r >= 0xE000 && r <= 0xFFFD || r >= 0x10000 && r <= 0x10FFFF) {
+			return false
+		}
+	}
+	return true
 }
 
 // validChars reports whether b is UTF-8 of characters XML allows, as

@@ -41,7 +41,18 @@ func checkScanner(t *testing.T, body []byte) {
 // fast path, and odd ones agree with encoding/xml.
 func TestScannerTakesOSSPages(t *testing.T) {
 	t.Parallel()
-	for _, body := range [][]byte{[]byte(referenceExample), listJobsBody(50, "tok"), listJobsBody(0, "")} {
+	simulated := `<?xml version="1.0" encoding="UTF-8"?>
+<ListJobsResult>
+  <NextToken>v1:+/+/yfwtxDoU==?#</NextToken>
+  <Jobs>
+    <JobListDescriptor>
+      <Description>Set ACL to private: owner&#39;s request &#34;q&#34; &amp; &lt;b&gt;</Description>
+      <JobId>M2E0MWNmZjBkYjAyZmVmYTg4MjZmNjY3ZDE4NmZjZDI=</JobId>
+      <Status>Paused</Status>
+    </JobListDescriptor>
+  </Jobs>
+</ListJobsResult>`
+	for _, body := range [][]byte{[]byte(referenceExample), []byte(simulated), listJobsBody(50, "tok"), listJobsBody(0, "")} {
 		var r xmlListJobsResult
 		if !scanListJobs(body, &r) {
 			t.Errorf("fast path refused %.200q", body)
@@ -83,6 +94,13 @@ func scannerSeeds() []string {
 		d("<JobId>a\r\nb</JobId><Status>Active</Status>"),
 		d(`<JobId>a&#x41;</JobId><Status>Active</Status>`),
 		d(`<JobId>a&#0;</JobId><Status>Active</Status>`),
+		d(`<JobId>a&#39;&#34;&#x27;&#X27;</JobId><Status>Active</Status>`),
+		d(`<JobId>a&#xD800;&#xFFFE;</JobId><Status>Active</Status>`),
+		d(`<JobId>a&#xD800;</JobId><Status>Active</Status>`),
+		d(`<JobId>a&#x110000;&#;&#x;</JobId><Status>Active</Status>`),
+		d(`<JobId>a&#99999999999999999999999;</JobId><Status>Active</Status>`),
+		d(`<JobId>a&#1 2;</JobId><Status>Active</Status>`),
+		d(`<JobId>&#x9;&#xD;&#xA;</JobId><Status>Active</Status>`),
 		d(`<JobId>a&nbsp;</JobId><Status>Active</Status>`),
 		d(`<JobId>a&amp</JobId><Status>Active</Status>`),
 		d(`<JobId>a]]></JobId><Status>Active</Status>`),
