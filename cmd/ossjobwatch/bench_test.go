@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -399,7 +400,8 @@ func (e *benchEnv) floorCopy(b *testing.B, kind string) {
 }
 
 // floorPublish: PublishAsync of the events to a fresh stream, as the sweep
-// provisions it, waiting for every ack.
+// provisions it, through the relay's default window (nats.go's own, 4,000,
+// stalls and fails under load), waiting for every ack.
 func (e *benchEnv) floorPublish(b *testing.B) {
 	events := e.floorEvents(b)
 	nc, err := nats.Connect(e.nats.URL())
@@ -408,7 +410,9 @@ func (e *benchEnv) floorPublish(b *testing.B) {
 	}
 	defer nc.Close()
 	var failed atomic.Int64
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncErrHandler(func(jetstream.JetStream, *nats.Msg, error) { failed.Add(1) }))
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncErrHandler(func(jetstream.JetStream, *nats.Msg, error) { failed.Add(1) }),
+		jetstream.WithPublishAsyncMaxPending(publisher.DefaultMaxInFlight))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -423,7 +427,8 @@ func (e *benchEnv) floorPublish(b *testing.B) {
 				jetstream.MsgIDHeader: []string{ev.ID},
 				"Content-Type":        []string{event.ContentType},
 			}}
-			if _, err := js.PublishMsgAsync(msg); err != nil {
+			// Waits while the window is full, as the relay does.
+			if _, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(time.Minute)); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -495,9 +500,11 @@ func (e *benchEnv) sweeps(b *testing.B, onePercent bool, sweep sweepFunc) {
 			freshStream(b, js)
 		}
 		b.StartTimer()
+		stopProfile := startCPUProfile(b, name)
 		start := time.Now()
 		out, rss := sweep(b, env)
 		elapsed := time.Since(start)
+		stopProfile()
 		if !strings.Contains(out, want) || !strings.Contains(out, "; 0 pending in the outbox") {
 			b.Fatalf("sweep: want %q published, got:\n%s", want, out)
 		}
@@ -507,6 +514,40 @@ func (e *benchEnv) sweeps(b *testing.B, onePercent bool, sweep sweepFunc) {
 		if rss > 0 {
 			b.ReportMetric(float64(rss)/1e6, "peak-RSS-MB")
 		}
+	}
+}
+
+// startCPUProfile profiles the sweep alone into $BENCH_PROFILE_DIR/cpu-name.out
+// if that is set (go test's -cpuprofile also takes in the setup), and its
+// allocations into allocs-name.out, against allocs-name-base.out.
+func startCPUProfile(b *testing.B, name string) (stop func()) {
+	dir := os.Getenv("BENCH_PROFILE_DIR")
+	if dir == "" {
+		return func() {}
+	}
+	writeAllocs := func(suffix string) {
+		f, err := os.Create(filepath.Join(dir, "allocs-"+name+suffix+".out"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		runtime.GC()
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	writeAllocs("-base") // go tool pprof -diff_base allocs-x-base.out allocs-x.out
+	f, err := os.Create(filepath.Join(dir, "cpu-"+name+".out"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+		writeAllocs("")
 	}
 }
 
@@ -527,6 +568,9 @@ func (e *benchEnv) processSweep(b *testing.B, env map[string]string) (string, in
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		b.Fatalf("ossjobwatch sweep: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	if os.Getenv("BENCH_SHOW_STDERR") != "" {
+		b.Logf("stderr:\n%s", stderr.String())
 	}
 	var rss int64
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
