@@ -37,7 +37,7 @@ func runSweep(ctx context.Context, c cli) int {
 	// GOGC of 100 the heap may grow to twice that before a collection. A
 	// container's memory limit minds the peak more than a few percent of
 	// CPU, so the sweep collects at 50% growth (peak RSS at 100,000 jobs:
-	// about 140 MB instead of 350), unless GOGC says otherwise.
+	// 125-160 MB instead of 170-180 MB), unless GOGC says otherwise.
 	if _, set := os.LookupEnv("GOGC"); !set {
 		defer debug.SetGCPercent(debug.SetGCPercent(sweepGCPercent))
 	}
