@@ -79,9 +79,26 @@ func (o xmlOperation) name() string {
 // whole page: a page is used entirely or not at all.
 func DecodeListJobs(body []byte) (*Page, error) {
 	var r xmlListJobsResult
+	if !scanListJobs(body, &r) {
+		r = xmlListJobsResult{}
+		if err := unmarshal(body, &r); err != nil {
+			return nil, err
+		}
+	}
+	return listJobsPage(&r)
+}
+
+// decodeListJobsXML is DecodeListJobs with encoding/xml alone, the
+// reference its fast path is tested against.
+func decodeListJobsXML(body []byte) (*Page, error) {
+	var r xmlListJobsResult
 	if err := unmarshal(body, &r); err != nil {
 		return nil, err
 	}
+	return listJobsPage(&r)
+}
+
+func listJobsPage(r *xmlListJobsResult) (*Page, error) {
 	page := &Page{NextToken: strings.TrimSpace(r.NextToken), Jobs: make([]job.Job, 0, len(r.Jobs))}
 	// A page repeats a handful of operations and statuses a thousand times;
 	// sharing one string for each keeps a 100,000-job listing megabytes

@@ -368,16 +368,28 @@ func (p *Poller) target(name string) *targetState {
 func (p *Poller) list(ctx context.Context, t Target, sizeHint int, res *Result) ([]job.Job, error) {
 	pager := t.Client.Pager(oss.ListJobsOptions{MaxKeys: 1000})
 	jobs := make([]job.Job, 0, sizeHint+sizeHint/50+1000)
+	// Without a hint (a first sweep, or the sweep verb's fresh process) the
+	// pages are kept as they come and joined once at the end: growing one
+	// slice page by page copied it, and faulted in fresh memory, a dozen
+	// times over.
+	var pages [][]job.Job
 	for page, err := range pager.All(ctx) {
 		if err != nil {
 			res.Pages, res.Jobs = pager.Pages(), pager.Jobs()
 			return nil, err
+		}
+		if sizeHint == 0 {
+			pages = append(pages, page.Jobs)
+			continue
 		}
 		jobs = append(jobs, page.Jobs...)
 	}
 	res.Pages, res.Jobs = pager.Pages(), pager.Jobs()
 	if !pager.Complete() {
 		return nil, errors.New("listing ended before its last page")
+	}
+	if sizeHint == 0 {
+		jobs = slices.Concat(pages...)
 	}
 	return jobs, nil
 }

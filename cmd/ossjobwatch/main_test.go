@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 
@@ -14,7 +15,12 @@ import (
 	"github.com/ossjobwatch/ossjobwatch/store/storetest"
 )
 
-func TestMain(m *testing.M) { storetest.Main(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(simHelperEnv) != "" {
+		runSimHelper() // the sweep benchmarks' simulator process
+	}
+	storetest.Main(m)
+}
 
 // runVerb runs the command in-process, as a user would from a shell.
 func runVerb(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {

@@ -1,0 +1,634 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	sdk "github.com/aliyun/alibabacloud-oss-go-sdk-v2/oss"
+	"github.com/aliyun/alibabacloud-oss-go-sdk-v2/oss/credentials"
+	"github.com/aliyun/alibabacloud-oss-go-sdk-v2/oss/signer"
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ossjobwatch/ossjobwatch/diff"
+	"github.com/ossjobwatch/ossjobwatch/event"
+	"github.com/ossjobwatch/ossjobwatch/internal/natstest"
+	"github.com/ossjobwatch/ossjobwatch/oss"
+	"github.com/ossjobwatch/ossjobwatch/oss/osssim"
+	"github.com/ossjobwatch/ossjobwatch/publisher"
+	"github.com/ossjobwatch/ossjobwatch/store/storetest"
+)
+
+// The sweep benchmarks measure `ossjobwatch sweep` on a 100,000-job target
+// against floors measured in the same run, on the same simulator, database
+// server and NATS server:
+//
+//   - list: the same 100 pages of 1,000 jobs listed with the OSS SDK and
+//     decoded with plain encoding/xml;
+//   - copy: a plain pgx COPY of 100,000 event-shaped rows (job_events'
+//     columns, the sweep's payloads) into a fresh table;
+//   - publish: jetstream PublishAsync of 100,000 messages of the events'
+//     subjects, headers and payloads, waiting for every ack.
+//
+// The sweeps run as the built binary, in a process of its own, so that
+// their time includes everything the verb does (start, migrations check,
+// listing, apply, publishing and waiting for every ack) and their peak RSS
+// is the sweep's alone. The simulator runs in another process (the test
+// binary, re-executed), NATS and the floors in this one.
+//
+//	go test -run '^$' -bench SweepFloors -benchtime 3x ./cmd/ossjobwatch
+//
+// BenchmarkSweepInProcess runs the same sweeps in this process, for pprof
+// (-cpuprofile, -memprofile).
+
+const benchJobs = 100_000
+
+// simHelperEnv makes the test binary serve a 100,000-job simulator instead
+// of running tests (see TestMain).
+const simHelperEnv = "OSSJOBWATCH_BENCH_SIMULATOR"
+
+// runSimHelper serves the simulator, prints its address, then changes 1%
+// of the jobs for every "change N" line on stdin, answering "ok".
+func runSimHelper() {
+	sim, err := osssim.New(osssim.Config{Jobs: benchJobs, Seed: 1})
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	go func() { _ = sim.Serve(context.Background(), ln) }()
+	fmt.Println(ln.Addr().String())
+	ids := make([]string, 0, benchJobs)
+	for _, d := range sim.Jobs() {
+		ids = append(ids, d.ID)
+	}
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		var round int
+		if _, err := fmt.Sscanf(in.Text(), "change %d", &round); err != nil {
+			continue
+		}
+		for i := round % 100; i < len(ids); i += 100 {
+			d, _ := sim.Job(ids[i])
+			d.Tasks.Total++
+			d.Description = fmt.Sprintf("changed in round %d", round)
+			sim.Put(d)
+		}
+		fmt.Println("ok")
+	}
+	os.Exit(0)
+}
+
+// remoteSim is the simulator helper process, seen from the benchmark.
+type remoteSim struct {
+	in       io.Writer
+	out      *bufio.Reader
+	endpoint string
+	round    int
+}
+
+func startRemoteSim(b *testing.B) *remoteSim {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), simHelperEnv+"=1")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { stdin.Close(); _ = cmd.Wait() })
+	r := &remoteSim{in: stdin, out: bufio.NewReader(stdout)}
+	addr, err := r.out.ReadString('\n')
+	if err != nil || strings.HasPrefix(addr, "error") {
+		b.Fatalf("simulator helper: %q, %v", addr, err)
+	}
+	r.endpoint = "http://" + strings.TrimSpace(addr)
+	return r
+}
+
+// change makes the helper change another 1% of its jobs, and waits until
+// it has.
+func (r *remoteSim) change(b *testing.B) {
+	r.round++
+	if _, err := fmt.Fprintf(r.in, "change %d\n", r.round); err != nil {
+		b.Fatal(err)
+	}
+	if line, err := r.out.ReadString('\n'); err != nil || line != "ok\n" {
+		b.Fatalf("simulator helper: %q, %v", line, err)
+	}
+}
+
+// benchEnv is what every figure of one run shares.
+type benchEnv struct {
+	sim    *remoteSim
+	nats   *natstest.Server
+	bin    string
+	events []event.Event // event-shaped rows: a first sweep's events (see floorEvents)
+
+	mu      sync.Mutex
+	figures map[string][]time.Duration
+	rss     map[string]int64 // peak RSS in bytes, the largest seen
+}
+
+// newBenchEnv starts the simulator and NATS and builds the binary, for the
+// life of b: its sub-benchmarks and the report share them.
+func newBenchEnv(b *testing.B) *benchEnv {
+	e := &benchEnv{figures: map[string][]time.Duration{}, rss: map[string]int64{}}
+	e.sim = startRemoteSim(b)
+	e.nats = natstest.Start(b)
+	e.bin = filepath.Join(b.TempDir(), "ossjobwatch")
+	build := exec.Command("go", "build", "-o", e.bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	return e
+}
+
+// firstSweepEvents lists the simulator once and encodes what a first sweep
+// would: one discovered event per job.
+func firstSweepEvents(b *testing.B, endpoint string) []event.Event {
+	key := osssim.DefaultCredential
+	c, err := oss.NewClient(oss.Config{Region: "cn-hangzhou", Endpoint: endpoint,
+		Credentials: oss.StaticCredentials(key.AccessKeyID, key.AccessKeySecret, "")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sweepID, _ := event.NewID()
+	meta := event.Meta{Target: "bench", Region: "cn-hangzhou", SubjectPrefix: event.DefaultSubjectPrefix,
+		SweepID: sweepID, ObservedAt: time.Now()}
+	evs := make([]event.Event, 0, benchJobs)
+	for page, err := range c.Pager(oss.ListJobsOptions{}).All(context.Background()) {
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := range page.Jobs {
+			id, _ := event.NewID()
+			ev, err := event.Encode(id, diff.Change{Kind: diff.Discovered, Job: &page.Jobs[i], Sequence: 1, Baseline: true}, event.Enrichment{}, meta)
+			if err != nil {
+				b.Fatal(err)
+			}
+			evs = append(evs, ev)
+		}
+	}
+	if len(evs) != benchJobs {
+		b.Fatalf("listed %d jobs, want %d", len(evs), benchJobs)
+	}
+	return evs
+}
+
+// floorEvents returns the events of a first sweep, encoding them on first
+// use.
+func (e *benchEnv) floorEvents(b *testing.B) []event.Event {
+	if e.events == nil {
+		e.events = firstSweepEvents(b, e.sim.endpoint)
+	}
+	return e.events
+}
+
+// migratedDatabaseURL returns the URL of a fresh database, migrated as
+// `ossjobwatch migrate` would leave it, dropped when b ends.
+func migratedDatabaseURL(b *testing.B) string {
+	st := storetest.NewStore(b)
+	url := st.Pool().Config().ConnString()
+	st.Close()
+	return url
+}
+
+func (e *benchEnv) record(name string, d time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.figures[name] = append(e.figures[name], d)
+}
+
+func (e *benchEnv) recordRSS(name string, bytes int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.rss[name] = max(e.rss[name], bytes)
+}
+
+// median of a figure's runs; zero if it was not measured.
+func (e *benchEnv) median(name string) time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	d := slices.Clone(e.figures[name])
+	if len(d) == 0 {
+		return 0
+	}
+	slices.Sort(d)
+	return d[len(d)/2]
+}
+
+// BenchmarkSweepFloors measures the floors, the first sweep and a sweep
+// with 1% of the jobs changed, and prints each figure with its floor and
+// the ratio (medians of the runs).
+func BenchmarkSweepFloors(b *testing.B) {
+	e := newBenchEnv(b)
+	b.Run("floor-list", func(b *testing.B) { e.floorList(b) })
+	b.Run("floor-copy", func(b *testing.B) { e.floorCopy(b, "bare") })
+	b.Run("floor-publish", func(b *testing.B) { e.floorPublish(b) })
+	b.Run("copy-like-job_events", func(b *testing.B) { e.floorCopy(b, "like") })
+	b.Run("first-sweep", func(b *testing.B) { e.sweeps(b, false, e.processSweep) })
+	b.Run("one-percent-sweep", func(b *testing.B) { e.sweeps(b, true, e.processSweep) })
+	e.report(b)
+}
+
+// BenchmarkSweepInProcess runs the sweep verb in this process, for
+// profiles: go test -run '^$' -bench 'SweepInProcess/first' -benchtime 1x
+// -cpuprofile cpu.out ./cmd/ossjobwatch.
+func BenchmarkSweepInProcess(b *testing.B) {
+	e := newBenchEnv(b)
+	b.Run("first", func(b *testing.B) { e.sweeps(b, false, e.inProcessSweep) })
+	b.Run("one-percent", func(b *testing.B) { e.sweeps(b, true, e.inProcessSweep) })
+}
+
+func (e *benchEnv) report(b *testing.B) {
+	list, cp, pub := e.median("floor-list"), e.median("floor-copy"), e.median("floor-publish")
+	first, one := e.median("first-sweep"), e.median("one-percent-sweep")
+	ratio := func(a, b time.Duration) string {
+		if a == 0 || b == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2fx", float64(a)/float64(b))
+	}
+	ms := func(d time.Duration) string { return fmt.Sprintf("%d ms", d.Milliseconds()) }
+	var w strings.Builder
+	fmt.Fprintf(&w, "\nossjobwatch sweep of %d jobs, medians of this run (%d CPUs):\n", benchJobs, runtime.GOMAXPROCS(0))
+	fmt.Fprintf(&w, "  floor a: list+decode (SDK, encoding/xml)  %9s\n", ms(list))
+	fmt.Fprintf(&w, "  floor b: COPY %d rows, fresh table       %9s  (into a table LIKE job_events: %s)\n", benchJobs, ms(cp), ms(e.median("copy-like-job_events")))
+	fmt.Fprintf(&w, "  floor c: PublishAsync %d, all acked      %9s\n", benchJobs, ms(pub))
+	fmt.Fprintf(&w, "  first sweep, end to end                    %9s  vs a+b+c %s: %s (target <= 1.50x)\n", ms(first), ms(list+cp+pub), ratio(first, list+cp+pub))
+	fmt.Fprintf(&w, "  1%%-changed sweep, end to end               %9s  vs a %s: %s (target <= 1.30x)\n", ms(one), ms(list), ratio(one, list))
+	fmt.Fprintf(&w, "  peak RSS, first sweep                      %6.1f MB  (target <= 150 MB)\n", float64(e.rss["first-sweep"])/1e6)
+	fmt.Fprintf(&w, "  peak RSS, 1%%-changed sweep                 %6.1f MB\n", float64(e.rss["one-percent-sweep"])/1e6)
+	fmt.Print(w.String())
+}
+
+// floorListResult is the ListJobs document as plain encoding/xml reads it.
+type floorListResult struct {
+	NextToken string `xml:"NextToken"`
+	Jobs      []struct {
+		CreationTime    string `xml:"CreationTime"`
+		Description     string `xml:"Description"`
+		JobID           string `xml:"JobId"`
+		Operation       string `xml:"Operation"`
+		Priority        string `xml:"Priority"`
+		ProgressSummary struct {
+			Total     string `xml:"TotalNumberOfTasks"`
+			Succeeded string `xml:"NumberOfTasksSucceeded"`
+			Failed    string `xml:"NumberOfTasksFailed"`
+			Timers    struct {
+				Elapsed string `xml:"ElapsedTimeInActiveSeconds"`
+			} `xml:"Timers"`
+		} `xml:"ProgressSummary"`
+		Status          string `xml:"Status"`
+		TerminationDate string `xml:"TerminationDate"`
+	} `xml:"Jobs>JobListDescriptor"`
+}
+
+// floorList: the listing with the SDK (V4 signing) and encoding/xml.
+func (e *benchEnv) floorList(b *testing.B) {
+	key := osssim.DefaultCredential
+	c := sdk.NewClient(sdk.LoadDefaultConfig().WithRegion("cn-hangzhou").WithEndpoint(e.sim.endpoint).
+		WithCredentialsProvider(credentials.NewStaticCredentialsProvider(key.AccessKeyID, key.AccessKeySecret)))
+	ctx := context.Background()
+	for b.Loop() {
+		start := time.Now()
+		jobs, token := 0, ""
+		for {
+			params := map[string]string{"batchJob": "", "max-keys": "1000"}
+			if token != "" {
+				params["continuation-token"] = token
+			}
+			in := &sdk.OperationInput{OpName: "ListJobs", Method: http.MethodGet, Parameters: params}
+			in.OpMetadata.Set(signer.SubResource, oss.V1SubResources)
+			out, err := c.InvokeOperation(ctx, in)
+			if err != nil {
+				b.Fatal(err)
+			}
+			body, err := io.ReadAll(out.Body)
+			out.Body.Close()
+			if err != nil {
+				b.Fatal(err)
+			}
+			var r floorListResult
+			if err := xml.Unmarshal(body, &r); err != nil {
+				b.Fatal(err)
+			}
+			jobs += len(r.Jobs)
+			if token = r.NextToken; token == "" {
+				break
+			}
+		}
+		e.record("floor-list", time.Since(start))
+		if jobs != benchJobs {
+			b.Fatalf("listed %d jobs, want %d", jobs, benchJobs)
+		}
+	}
+}
+
+// floorCopy: COPY of the events' rows into a fresh table: "bare" has
+// job_events' columns and nothing else; "like" is LIKE job_events
+// INCLUDING ALL (its generated jsonb column, indexes and constraints), for
+// comparison.
+func (e *benchEnv) floorCopy(b *testing.B, kind string) {
+	ctx := context.Background()
+	events := e.floorEvents(b)
+	conn, err := pgx.Connect(ctx, migratedDatabaseURL(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	ddl := `CREATE TABLE floor_events (id uuid, pos bigint GENERATED ALWAYS AS IDENTITY, target text, job_id text,
+		sequence bigint, type text, subject text, from_status text, to_status text, payload bytea,
+		observed_at timestamptz, sweep_id uuid, published_at timestamptz)`
+	if kind == "like" {
+		ddl = `CREATE TABLE floor_events (LIKE job_events INCLUDING ALL)`
+	}
+	cols := []string{"id", "target", "job_id", "sequence", "type", "subject", "from_status", "to_status", "payload", "observed_at", "sweep_id"}
+	sweepID := events[0].ID
+	for b.Loop() {
+		b.StopTimer()
+		if _, err := conn.Exec(ctx, `DROP TABLE IF EXISTS floor_events`); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := conn.Exec(ctx, ddl); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		start := time.Now()
+		n, err := conn.CopyFrom(ctx, pgx.Identifier{"floor_events"}, cols, pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
+			ev := &events[i]
+			return []any{ev.ID, "bench", ev.JobID, ev.Sequence, ev.Type, ev.Subject, nil, string(ev.To), ev.Payload, ev.ObservedAt, sweepID}, nil
+		}))
+		if err != nil || n != benchJobs {
+			b.Fatalf("copy: %d rows, %v", n, err)
+		}
+		name := "floor-copy"
+		if kind == "like" {
+			name = "copy-like-job_events"
+		}
+		e.record(name, time.Since(start))
+	}
+}
+
+// floorPublish: PublishAsync of the events to a fresh stream, as the sweep
+// provisions it, through the relay's default window (nats.go's own, 4,000,
+// stalls and fails under load), waiting for every ack.
+func (e *benchEnv) floorPublish(b *testing.B) {
+	events := e.floorEvents(b)
+	nc, err := nats.Connect(e.nats.URL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	var failed atomic.Int64
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncErrHandler(func(jetstream.JetStream, *nats.Msg, error) { failed.Add(1) }),
+		jetstream.WithPublishAsyncMaxPending(publisher.DefaultMaxInFlight))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		b.StopTimer()
+		freshStream(b, js)
+		b.StartTimer()
+		start := time.Now()
+		for i := range events {
+			ev := &events[i]
+			msg := &nats.Msg{Subject: ev.Subject, Data: ev.Payload, Header: nats.Header{
+				jetstream.MsgIDHeader: []string{ev.ID},
+				"Content-Type":        []string{event.ContentType},
+			}}
+			// Waits while the window is full, as the relay does.
+			if _, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(time.Minute)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		select {
+		case <-js.PublishAsyncComplete():
+		case <-time.After(time.Minute):
+			b.Fatal("acks did not arrive within a minute")
+		}
+		e.record("floor-publish", time.Since(start))
+		if f := failed.Load(); f > 0 {
+			b.Fatalf("%d publishes failed", f)
+		}
+	}
+}
+
+func freshStream(b *testing.B, js jetstream.JetStream) {
+	ctx := context.Background()
+	if err := js.DeleteStream(ctx, publisher.DefaultStream); err != nil && err != jetstream.ErrStreamNotFound {
+		b.Fatal(err)
+	}
+	if _, err := publisher.EnsureStream(ctx, js, publisher.StreamConfig{Managed: true}); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// sweepFunc runs `ossjobwatch sweep` with env and returns its stdout and
+// its peak RSS in bytes (0 if unknown).
+type sweepFunc func(b *testing.B, env map[string]string) (string, int64)
+
+// sweeps times first sweeps (each of a fresh database and stream) or
+// sweeps after 1% of the jobs changed (of one database, swept once first).
+func (e *benchEnv) sweeps(b *testing.B, onePercent bool, sweep sweepFunc) {
+	nc, err := nats.Connect(e.nats.URL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	key := osssim.DefaultCredential
+	env := map[string]string{
+		"OSSJOBWATCH_NATS_URL":                e.nats.URL(),
+		"OSSJOBWATCH_REGION":                  "cn-hangzhou",
+		"OSSJOBWATCH_ENDPOINT":                e.sim.endpoint,
+		"OSSJOBWATCH_TARGET":                  "bench",
+		"OSSJOBWATCH_OSS_RATE":                "100000", // the floor has no limit either
+		"OSSJOBWATCH_LOG_LEVEL":               "warn",
+		"ALIBABA_CLOUD_ACCESS_KEY_ID":         key.AccessKeyID,
+		"ALIBABA_CLOUD_ACCESS_KEY_SECRET":     key.AccessKeySecret,
+		"ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
+	}
+	name, want := "first-sweep", fmt.Sprintf("%d jobs, %d events", benchJobs, benchJobs)
+	if onePercent {
+		name, want = "one-percent-sweep", fmt.Sprintf("%d jobs, %d events", benchJobs, benchJobs/100)
+		env["OSSJOBWATCH_DATABASE_URL"] = migratedDatabaseURL(b) + os.Getenv("BENCH_DB_SUFFIX")
+		freshStream(b, js)
+		if out, _ := sweep(b, env); !strings.Contains(out, fmt.Sprintf("%d events", benchJobs)) {
+			b.Fatalf("first sweep: %s", out)
+		}
+	}
+	for b.Loop() {
+		b.StopTimer()
+		if onePercent {
+			e.sim.change(b)
+		} else {
+			env["OSSJOBWATCH_DATABASE_URL"] = migratedDatabaseURL(b) + os.Getenv("BENCH_DB_SUFFIX")
+			freshStream(b, js)
+		}
+		b.StartTimer()
+		stopProfile := startCPUProfile(b, name)
+		start := time.Now()
+		out, rss := sweep(b, env)
+		elapsed := time.Since(start)
+		stopProfile()
+		if !strings.Contains(out, want) || !strings.Contains(out, "; 0 pending in the outbox") {
+			b.Fatalf("sweep: want %q published, got:\n%s", want, out)
+		}
+		b.Logf("%s in %s:\n%s", name, elapsed.Round(time.Millisecond), strings.TrimSpace(out))
+		e.record(name, elapsed)
+		e.recordRSS(name, rss)
+		if rss > 0 {
+			b.ReportMetric(float64(rss)/1e6, "peak-RSS-MB")
+		}
+	}
+}
+
+// startCPUProfile profiles the sweep alone into $BENCH_PROFILE_DIR/cpu-name.out
+// if that is set (go test's -cpuprofile also takes in the setup), and its
+// allocations into allocs-name.out, against allocs-name-base.out.
+func startCPUProfile(b *testing.B, name string) (stop func()) {
+	dir := os.Getenv("BENCH_PROFILE_DIR")
+	if dir == "" {
+		return func() {}
+	}
+	writeAllocs := func(suffix string) {
+		f, err := os.Create(filepath.Join(dir, "allocs-"+name+suffix+".out"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		runtime.GC()
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	writeAllocs("-base") // go tool pprof -diff_base allocs-x-base.out allocs-x.out
+	f, err := os.Create(filepath.Join(dir, "cpu-"+name+".out"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+		writeAllocs("")
+	}
+}
+
+// processSweep runs the built binary and returns its peak RSS: its
+// VmHWM, read from /proc every few milliseconds while it runs (VmHWM only
+// grows, so the last reading is the peak but for the last milliseconds).
+// getrusage's maxrss of a child will not do: Linux hands a child started
+// with vfork, as Go starts them, the parent's high-water mark at exec, and
+// this process holds a NATS server and 100,000 events.
+func (e *benchEnv) processSweep(b *testing.B, env map[string]string) (string, int64) {
+	cmd := exec.Command(e.bin, "sweep")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	for _, kv := range os.Environ() {
+		// BENCH_CHILD_GOGC=50 sets GOGC=50 for the sweeps alone.
+		if k, ok := strings.CutPrefix(kv, "BENCH_CHILD_"); ok {
+			cmd.Env = append(cmd.Env, k)
+		}
+	}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	var peak atomic.Int64
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
+		for {
+			if kb := vmHWM(status); kb > 0 {
+				peak.Store(kb * 1024)
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	})
+	err := cmd.Wait()
+	close(done)
+	wg.Wait()
+	if err != nil {
+		b.Fatalf("ossjobwatch sweep: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	if os.Getenv("BENCH_SHOW_STDERR") != "" {
+		b.Logf("stderr:\n%s", stderr.String())
+	}
+	return stdout.String(), peak.Load()
+}
+
+// vmHWM reads the VmHWM line of a /proc status file, in kB; 0 if the
+// process is gone.
+func vmHWM(path string) int64 {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(data)) {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kb); err == nil {
+				return kb
+			}
+		}
+	}
+	return 0
+}
+
+// inProcessSweep runs the verb in this process.
+func (e *benchEnv) inProcessSweep(b *testing.B, env map[string]string) (string, int64) {
+	for k, v := range env {
+		if strings.HasPrefix(k, "ALIBABA_") {
+			b.Setenv(k, v)
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"sweep"}, func(k string) string { return env[k] }, &stdout, &stderr); code != exitOK {
+		b.Fatalf("ossjobwatch sweep: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	return stdout.String(), 0
+}
