@@ -49,8 +49,9 @@ const (
 type Config struct {
 	// MaxConns is the most connections the pool opens. A sweep holds one for
 	// its transaction and the relay one more, and LISTEN needs its own.
-	// Defaults to pool_max_conns from the URL, or else the number of CPUs
-	// and at least 8.
+	// Defaults to pool_max_conns from the URL (at least 2: a relay round
+	// uses two), or else the number of CPUs and at least 8. A pool given
+	// its size here may be smaller, for a purpose that needs one connection.
 	MaxConns int32
 
 	// ConnectTimeout bounds opening each connection, and the ping in Open.
@@ -120,9 +121,11 @@ func Open(ctx context.Context, databaseURL string, cfg Config) (*Store, error) {
 		// small machine for sweeps, the relay and a LISTEN connection.
 		poolCfg.MaxConns = max(defaultMaxConns, poolCfg.MaxConns)
 	}
-	if poolCfg.MaxConns < minConns {
+	if cfg.MaxConns == 0 && poolCfg.MaxConns < minConns {
 		// A relay round holds one connection for its transaction and reads
-		// the outbox on a second: with one, it would wait for itself.
+		// the outbox on a second: with one, it would wait for itself. (A
+		// caller that sets Config.MaxConns opens a pool for a purpose of its
+		// own, such as the leases' single connection.)
 		return nil, fmt.Errorf("pool_max_conns %d: at least %d connections are needed (a relay round uses two)", poolCfg.MaxConns, minConns)
 	}
 	if cfg.ConnectTimeout > 0 || poolCfg.ConnConfig.ConnectTimeout == 0 {

@@ -271,3 +271,16 @@ func TestInterpretError(t *testing.T) {
 		}
 	})
 }
+
+// A pool sized by its caller may have one connection (the leases' own).
+func TestOpenSinglePurposePool(t *testing.T) {
+	t.Parallel()
+	s, err := store.Open(t.Context(), storetest.NewDatabaseURL(t), store.Config{MaxConns: 1})
+	if err != nil {
+		t.Fatalf("Open with MaxConns 1: %v", err)
+	}
+	defer s.Close()
+	if got := s.Pool().Config().MaxConns; got != 1 {
+		t.Errorf("MaxConns = %d, want 1", got)
+	}
+}
