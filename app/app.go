@@ -331,9 +331,13 @@ func (a *App) sweep(ctx context.Context, t Target, mode poller.Mode) (r SweepRes
 		for kind, n := range r.EventsByKind {
 			a.metrics.events.WithLabelValues(t.Name, kind.String()).Add(float64(n))
 		}
-		a.metrics.jobs.DeletePartialMatch(prometheus.Labels{"target": t.Name})
-		for status, n := range r.Statuses {
-			a.metrics.jobs.WithLabelValues(t.Name, string(status)).Set(float64(n))
+		// Only a full listing counts every job: a hot one holds the
+		// unfinished jobs alone.
+		if !r.Hot {
+			a.metrics.jobs.DeletePartialMatch(prometheus.Labels{"target": t.Name})
+			for status, n := range r.Statuses {
+				a.metrics.jobs.WithLabelValues(t.Name, string(status)).Set(float64(n))
+			}
 		}
 	}
 	return r

@@ -47,7 +47,7 @@ func newMetrics(reg prometheus.Registerer, st *store.Store, log *slog.Logger) *m
 		}, []string{"target"}),
 		jobs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ossjobwatch_jobs",
-			Help: "Jobs in the target's last listing, by status.",
+			Help: "Jobs in the target's last full listing, by status.",
 		}, []string{"target", "status"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ossjobwatch_events_total",

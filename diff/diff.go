@@ -107,7 +107,7 @@ type Input struct {
 	// may show the same status and counters before a Stalled change
 	// announces it, once per episode; 0 disables.
 	StallAfter time.Duration
-	// Reminders are the waits, ascending, after which a job still Suspended
+	// Reminders are the waits, ascending (Compute relies on it), after which a job still Suspended
 	// gets a ConfirmationDue change, once each per suspension.
 	Reminders []time.Duration
 }
@@ -215,7 +215,7 @@ func (res *Result) observe(cur *job.Job, prev Snapshot, known bool, in *Input) {
 		att.StatusSince, att.ActivityAt = cmp.Or(att.StatusSince, now), cmp.Or(att.ActivityAt, now)
 	}
 	if cur.Status != job.StatusSuspended {
-		att.SuspendedSince, att.RemindersSent = time.Time{}, 0
+		att.SuspendedSince, att.RemindersSent, att.RemindedUpTo = time.Time{}, 0, 0
 	} else if att.SuspendedSince.IsZero() {
 		att.SuspendedSince = cmp.Or(cur.CreationTime, now)
 	}
@@ -226,9 +226,12 @@ func (res *Result) observe(cur *job.Job, prev Snapshot, known bool, in *Input) {
 		att.StalledAt = now
 	}
 	if cur.Status == job.StatusSuspended && !now.IsZero() {
-		for att.RemindersSent < len(in.Reminders) && now.Sub(att.SuspendedSince) >= in.Reminders[att.RemindersSent] {
-			next(Change{Kind: ConfirmationDue, SuspendedSince: att.SuspendedSince, FailsAt: att.SuspendedSince.Add(job.SuspensionLimit)})
-			att.RemindersSent++
+		for _, wait := range in.Reminders {
+			if wait > att.RemindedUpTo && now.Sub(att.SuspendedSince) >= wait {
+				next(Change{Kind: ConfirmationDue, SuspendedSince: att.SuspendedSince, FailsAt: att.SuspendedSince.Add(job.SuspensionLimit)})
+				att.RemindersSent++
+				att.RemindedUpTo = wait
+			}
 		}
 	}
 
@@ -244,7 +247,7 @@ func (res *Result) statusChange(cur *job.Job, from job.Status, att *job.Attentio
 	c := Change{Kind: StatusChanged, From: from}
 	att.StatusSince = now
 	if cur.Status == job.StatusSuspended {
-		att.SuspendedSince, att.RemindersSent = now, 0
+		att.SuspendedSince, att.RemindersSent, att.RemindedUpTo = now, 0, 0
 		c.SuspendedSince, c.FailsAt = now, now.Add(job.SuspensionLimit)
 	}
 	return c

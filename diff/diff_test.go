@@ -453,3 +453,32 @@ func TestComputeAnomaliesUpdateTheDescriptorOnly(t *testing.T) {
 		t.Errorf("new anomaly: changes %v, snapshots %+v; want no event and the new descriptor at sequence 3", kinds(res.Changes), res.Snapshots)
 	}
 }
+
+// Reminders are remembered by the longest wait announced: changing the
+// list neither skips the last one nor repeats an earlier one.
+func TestRemindersSurviveAChangeOfTheList(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	j := active("waiting", 10, 0, 0)
+	j.Status = job.StatusSuspended
+	prev := diff.Snapshot{Job: j, Sequence: 2, Attention: job.Attention{
+		StatusSince: now.Add(-100 * time.Hour), ActivityAt: now.Add(-100 * time.Hour),
+		SuspendedSince: now.Add(-100 * time.Hour), RemindersSent: 1, RemindedUpTo: 24 * time.Hour,
+	}}
+	due := func(reminders []time.Duration, at time.Time) int {
+		res := diff.Compute(diff.Input{Previous: []diff.Snapshot{prev}, Listing: []job.Job{j}, Complete: true, Now: at, Reminders: reminders})
+		n := 0
+		for _, c := range res.Changes {
+			if c.Kind == diff.ConfirmationDue {
+				n++
+			}
+		}
+		return n
+	}
+	if n := due([]time.Duration{12 * time.Hour, 24 * time.Hour, 312 * time.Hour}, now); n != 0 {
+		t.Errorf("a reminder list grown with 12h repeats %d reminders at 100h", n)
+	}
+	if n := due([]time.Duration{312 * time.Hour}, now.Add(213*time.Hour)); n != 1 {
+		t.Errorf("a reminder list shrunk to 312h gives %d reminders at 313h, want 1", n)
+	}
+}

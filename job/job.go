@@ -188,8 +188,11 @@ type Attention struct {
 	// time if it was Suspended when discovered); zero when it is not.
 	SuspendedSince time.Time
 	// RemindersSent counts the confirmation reminders announced for the
-	// current suspension.
+	// current suspension, and RemindedUpTo is the longest wait among them:
+	// a reminder is due when its wait is longer and has passed, whatever
+	// the list of reminders was when the others went out.
 	RemindersSent int
+	RemindedUpTo  time.Duration
 }
 
 // SuspensionLimit is how long OSS lets a job wait in Suspended for a
@@ -199,5 +202,5 @@ const SuspensionLimit = 14 * 24 * time.Hour
 // Equal reports whether a and o are the same, times compared as instants.
 func (a Attention) Equal(o Attention) bool {
 	return a.StatusSince.Equal(o.StatusSince) && a.ActivityAt.Equal(o.ActivityAt) && a.StalledAt.Equal(o.StalledAt) &&
-		a.SuspendedSince.Equal(o.SuspendedSince) && a.RemindersSent == o.RemindersSent
+		a.SuspendedSince.Equal(o.SuspendedSince) && a.RemindersSent == o.RemindersSent && a.RemindedUpTo == o.RemindedUpTo
 }

@@ -248,3 +248,50 @@ func TestHotSweepReconcilesWhenDue(t *testing.T) {
 		t.Errorf("the full sweep did not reset the reconcile clock")
 	}
 }
+
+// Credentials of another account during hot sweeps: DescribeJob no longer
+// knows our jobs, and the hot listing holds jobs that are not ours. The
+// sweep lists everything instead, under the mass-removal guard, and
+// announces nothing; while removals are held every sweep is full.
+func TestHotSweepDoesNotBypassTheMassRemovalGuard(t *testing.T) {
+	t.Parallel()
+	ours, oursCfg := osstest.Start(t, osssim.Config{EmptyWorld: true})
+	theirs, theirsCfg := osstest.Start(t, osssim.Config{EmptyWorld: true})
+	b := setup(t, osssim.Config{EmptyWorld: true})
+	b.target.Client = osstest.NewClient(t, oursCfg)
+	for i := range 20 {
+		ours.Put(activeJob(fmt.Sprintf("ours-%02d", i), 10))
+	}
+	for i := range 30 {
+		theirs.Put(activeJob(fmt.Sprintf("theirs-%02d", i), 10))
+	}
+	sweep(t, b)
+	foreign := b.target
+	foreign.Client = osstest.NewClient(t, theirsCfg)
+	for range 2 {
+		res := hotSweep(t, b.poller, foreign)
+		if res.Hot || res.Events != 0 || res.HeldRemovals != 20 {
+			t.Fatalf("hot sweep with another account's credentials = %+v, want a full sweep holding 20 removals, no event", res)
+		}
+	}
+	if n := count(t, b.store, `SELECT count(*) FROM jobs WHERE job_id LIKE 'theirs-%'`); n != 0 {
+		t.Errorf("%d of another account's jobs stored", n)
+	}
+}
+
+// A job last seen in a status the API does not document is unfinished: the
+// hot listing's filter cannot name it, so a hot sweep describes it.
+func TestHotSweepDescribesJobsInUnknownStatuses(t *testing.T) {
+	t.Parallel()
+	b := setup(t, osssim.Config{EmptyWorld: true})
+	queued := activeJob("queued", 10)
+	queued.Status = "Queued"
+	b.sim.Put(queued)
+	sweep(t, b)
+	queued.Status = job.StatusFailed
+	b.sim.Put(queued)
+	res := hotSweep(t, b.poller, b.target)
+	if !res.Hot || res.Described != 1 || res.Events != 1 {
+		t.Errorf("hot sweep = %+v, want queued described and its Queued→Failed", res)
+	}
+}

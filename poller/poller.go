@@ -264,6 +264,9 @@ func (p *Poller) Sweep(ctx context.Context, t Target, mode Mode) (Result, error)
 		case !st.Baselined:
 			log.Info("no sweep of the target applied yet: this one lists every job")
 			mode = Full
+		case !st.Held.IsZero():
+			log.Info("removals are held for a second full listing to confirm or contradict: this sweep lists every job")
+			mode = Full
 		case t.ReconcileInterval > 0 && listedAt.Sub(st.LastFullListedAt) >= t.ReconcileInterval:
 			log.Info("the last full listing is older than the reconcile interval: this sweep lists every job",
 				"last_full", st.LastFullListedAt, "reconcile_interval", t.ReconcileInterval)
@@ -278,8 +281,17 @@ func (p *Poller) Sweep(ctx context.Context, t Target, mode Mode) (Result, error)
 			// What DescribeJob says is part of the listing: the listing
 			// ends after it.
 			listing, details = p.describeLeft(ctx, t, ts.snaps, listing, &res, log)
+			if HoldsRemovals(res.Gone, res.Described) {
+				// Most of the jobs it asked about are unknown to OSS: the
+				// answers may be another account's (credentials changed).
+				// A full listing decides, under the mass-removal guard.
+				log.Warn("DescribeJob no longer knows most of the jobs that left the hot listing; listing every job instead",
+					"gone", res.Gone, "described", res.Described)
+				mode, res.Hot, res.Described, res.Gone, details = Full, false, 0, 0, nil
+			}
 		}
-	} else {
+	}
+	if !res.Hot && err == nil {
 		listing, err = p.list(ctx, t, len(ts.snaps), &res)
 	}
 	if err != nil {
@@ -583,7 +595,9 @@ func (p *Poller) describeLeft(ctx context.Context, t Target, live []job.Snapshot
 	var ids []string
 	for i := range live {
 		j := &live[i].Job
-		if slices.Contains(job.Unfinished(), j.Status) && !listed[j.ID] {
+		// Unknown statuses count as unfinished (as Terminal says): the hot
+		// listing's filter cannot name them, so they are described.
+		if !j.Status.Terminal() && !listed[j.ID] {
 			ids = append(ids, j.ID)
 		}
 	}

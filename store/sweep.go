@@ -146,7 +146,7 @@ func (s *Store) readSnapshots(ctx context.Context, target, where string, args ..
 		       creation_time, termination_time,
 		       coalesce(tasks_total, 0), coalesce(tasks_succeeded, 0), coalesce(tasks_failed, 0),
 		       coalesce(elapsed_active_seconds, 0), last_sequence, removed_at IS NOT NULL,
-		       descriptor->'anomalies', status_since, activity_at, stalled_at, suspended_since, reminders_sent
+		       descriptor->'anomalies', status_since, activity_at, stalled_at, suspended_since, reminders_sent, reminded_up_to_seconds
 		FROM jobs WHERE target = $1 AND `+where, append([]any{target}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("read snapshots of target %s: %w", target, err)
@@ -169,10 +169,11 @@ func (s *Store) readSnapshots(ctx context.Context, target, where string, args ..
 		var created, terminated *time.Time
 		var anomalies []byte
 		var statusSince, activity, stalled, suspended *time.Time
+		var remindedUpTo int64
 		if err := rows.Scan(&j.ID, &status, &j.Operation, &j.Description, &j.Priority,
 			&created, &terminated, &j.Tasks.Total, &j.Tasks.Succeeded, &j.Tasks.Failed,
 			&j.ElapsedActiveSeconds, &sn.Sequence, &sn.Removed, &anomalies,
-			&statusSince, &activity, &stalled, &suspended, &sn.RemindersSent); err != nil {
+			&statusSince, &activity, &stalled, &suspended, &sn.RemindersSent, &remindedUpTo); err != nil {
 			return nil, fmt.Errorf("read snapshots of target %s: %w", target, err)
 		}
 		// The descriptor's anomalies are part of the snapshot: without them
@@ -186,6 +187,7 @@ func (s *Store) readSnapshots(ctx context.Context, target, where string, args ..
 		j.CreationTime, j.TerminationTime = utcOrZero(created), utcOrZero(terminated)
 		sn.StatusSince, sn.ActivityAt = utcOrZero(statusSince), utcOrZero(activity)
 		sn.StalledAt, sn.SuspendedSince = utcOrZero(stalled), utcOrZero(suspended)
+		sn.RemindedUpTo = time.Duration(remindedUpTo) * time.Second
 		snaps = append(snaps, sn)
 	}
 	if err := rows.Err(); err != nil {
@@ -398,7 +400,7 @@ func upsertChunk(ctx context.Context, tx pgx.Tx, a Apply, snaps []job.Snapshot) 
 		created, terminated                        = make([]*time.Time, n), make([]*time.Time, n)
 		removed                                    = make([]bool, n)
 		statusSince, activity, stalled, suspended  = make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n)
-		reminders                                  = make([]int64, n)
+		reminders, remindedUpTo                    = make([]int64, n), make([]int64, n)
 	)
 	for i, sn := range snaps {
 		j := sn.Job
@@ -412,22 +414,23 @@ func upsertChunk(ctx context.Context, tx pgx.Tx, a Apply, snaps []job.Snapshot) 
 		removed[i] = sn.Removed
 		statusSince[i], activity[i] = timeOrNull(sn.StatusSince), timeOrNull(sn.ActivityAt)
 		stalled[i], suspended[i], reminders[i] = timeOrNull(sn.StalledAt), timeOrNull(sn.SuspendedSince), int64(sn.RemindersSent)
+		remindedUpTo[i] = int64(sn.RemindedUpTo / time.Second)
 	}
 	_, err := tx.Exec(ctx, `
 		INSERT INTO jobs AS j (target, job_id, status, operation, description, priority, creation_time, termination_time,
 		                       tasks_total, tasks_succeeded, tasks_failed, elapsed_active_seconds, descriptor,
 		                       first_seen_at, last_seen_at, last_changed_at, removed_at, last_sequence, last_sweep_id, listed_at,
-		                       status_since, activity_at, stalled_at, suspended_since, reminders_sent)
+		                       status_since, activity_at, stalled_at, suspended_since, reminders_sent, reminded_up_to_seconds)
 		SELECT $1, u.job_id, u.status, u.operation, u.description, u.priority, u.creation_time, u.termination_time,
 		       u.tasks_total, u.tasks_succeeded, u.tasks_failed, u.elapsed, u.descriptor::jsonb,
 		       $2, $2, $2, CASE WHEN u.removed THEN $2::timestamptz END, u.seq, $3, $2,
-		       u.status_since, u.activity_at, u.stalled_at, u.suspended_since, u.reminders_sent
+		       u.status_since, u.activity_at, u.stalled_at, u.suspended_since, u.reminders_sent, u.reminded_up_to
 		FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::int8[], $9::timestamptz[], $10::timestamptz[],
 		            $11::int8[], $12::int8[], $13::int8[], $14::int8[], $15::text[], $16::int8[], $17::bool[],
-		            $18::timestamptz[], $19::timestamptz[], $20::timestamptz[], $21::timestamptz[], $22::int8[])
+		            $18::timestamptz[], $19::timestamptz[], $20::timestamptz[], $21::timestamptz[], $22::int8[], $23::int8[])
 		     AS u(job_id, status, operation, description, priority, creation_time, termination_time,
 		          tasks_total, tasks_succeeded, tasks_failed, elapsed, descriptor, seq, removed,
-		          status_since, activity_at, stalled_at, suspended_since, reminders_sent)
+		          status_since, activity_at, stalled_at, suspended_since, reminders_sent, reminded_up_to)
 		ON CONFLICT (target, job_id) DO UPDATE SET
 			status = EXCLUDED.status, operation = EXCLUDED.operation, description = EXCLUDED.description,
 			priority = EXCLUDED.priority, creation_time = EXCLUDED.creation_time, termination_time = EXCLUDED.termination_time,
@@ -438,10 +441,11 @@ func upsertChunk(ctx context.Context, tx pgx.Tx, a Apply, snaps []job.Snapshot) 
 			removed_at = EXCLUDED.removed_at, last_sequence = EXCLUDED.last_sequence,
 			last_sweep_id = EXCLUDED.last_sweep_id, listed_at = EXCLUDED.listed_at,
 			status_since = EXCLUDED.status_since, activity_at = EXCLUDED.activity_at, stalled_at = EXCLUDED.stalled_at,
-			suspended_since = EXCLUDED.suspended_since, reminders_sent = EXCLUDED.reminders_sent`,
+			suspended_since = EXCLUDED.suspended_since, reminders_sent = EXCLUDED.reminders_sent,
+			reminded_up_to_seconds = EXCLUDED.reminded_up_to_seconds`,
 		a.Target, a.ListedAt, a.SweepID,
 		ids, statuses, ops, descs, prios, created, terminated, totals, succs, fails, elapsed, descriptors, seqs, removed,
-		statusSince, activity, stalled, suspended, reminders)
+		statusSince, activity, stalled, suspended, reminders, remindedUpTo)
 	if err != nil {
 		return fmt.Errorf("write %d snapshots of target %s: %w", n, a.Target, err)
 	}
