@@ -471,11 +471,15 @@ func (e *benchEnv) sweeps(b *testing.B, onePercent bool, sweep sweepFunc) {
 	}
 	key := osssim.DefaultCredential
 	env := map[string]string{
-		"OSSJOBWATCH_NATS_URL":                e.nats.URL(),
-		"OSSJOBWATCH_REGION":                  "cn-hangzhou",
-		"OSSJOBWATCH_ENDPOINT":                e.sim.endpoint,
-		"OSSJOBWATCH_TARGET":                  "bench",
-		"OSSJOBWATCH_OSS_RATE":                "100000", // the floor has no limit either
+		"OSSJOBWATCH_NATS_URL": e.nats.URL(),
+		"OSSJOBWATCH_REGION":   "cn-hangzhou",
+		"OSSJOBWATCH_ENDPOINT": e.sim.endpoint,
+		"OSSJOBWATCH_TARGET":   "bench",
+		"OSSJOBWATCH_OSS_RATE": "100000", // the floor has no limit either
+		// One event per job, as the floors have: no reminders for the
+		// simulated world's long-suspended jobs, no stalls.
+		"OSSJOBWATCH_SUSPENDED_REMINDERS":     "none",
+		"OSSJOBWATCH_STALL_AFTER":             "0",
 		"OSSJOBWATCH_LOG_LEVEL":               "warn",
 		"ALIBABA_CLOUD_ACCESS_KEY_ID":         key.AccessKeyID,
 		"ALIBABA_CLOUD_ACCESS_KEY_SECRET":     key.AccessKeySecret,
