@@ -34,6 +34,26 @@ func (p *Poller) enrich(ctx context.Context, t Target, changes []diff.Change, kn
 			ids = append(ids, c.Job.ID)
 		}
 	}
+	p.describeEach(ctx, t, ids, func(id string, d *job.Detail, err error) {
+		if err != nil {
+			res.DescribeFailures++
+			log.Warn("DescribeJob failed; the status event carries enrichmentError", "job", id, "error", err)
+			if p.cfg.OnDescribeError != nil {
+				p.cfg.OnDescribeError(t.Name, err)
+			}
+			out[id] = event.Enrichment{Err: enrichmentError(err)}
+			return
+		}
+		out[id] = event.Enrichment{Detail: d}
+	})
+	return out
+}
+
+// describeEach calls DescribeJob for every id, DescribeConcurrency at a
+// time (the target's client paces them at its OSS request rate), and hands
+// each answer to fn, one call of fn at a time. If ctx ends, the calls not
+// made yet are not made.
+func (p *Poller) describeEach(ctx context.Context, t Target, ids []string, fn func(id string, d *job.Detail, err error)) {
 	var (
 		mu  sync.Mutex
 		wg  sync.WaitGroup
@@ -52,20 +72,10 @@ func (p *Poller) enrich(ctx context.Context, t Target, changes []diff.Change, kn
 			d, err := t.Client.DescribeJob(ctx, id)
 			mu.Lock()
 			defer mu.Unlock()
-			if err != nil {
-				res.DescribeFailures++
-				log.Warn("DescribeJob failed; the status event carries enrichmentError", "job", id, "error", err)
-				if p.cfg.OnDescribeError != nil {
-					p.cfg.OnDescribeError(t.Name, err)
-				}
-				out[id] = event.Enrichment{Err: enrichmentError(err)}
-				return
-			}
-			out[id] = event.Enrichment{Detail: d}
+			fn(id, d, err)
 		})
 	}
 	wg.Wait()
-	return out
 }
 
 // enrichmentError is the short reason an event gives for a failed

@@ -602,42 +602,23 @@ func (p *Poller) describeLeft(ctx context.Context, t Target, live []job.Snapshot
 		}
 	}
 	details := make(map[string]*job.Detail, len(ids))
-	var (
-		mu  sync.Mutex
-		wg  sync.WaitGroup
-		sem = make(chan struct{}, p.cfg.DescribeConcurrency)
-	)
-	for _, id := range ids {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			d, err := t.Client.DescribeJob(ctx, id)
-			mu.Lock()
-			defer mu.Unlock()
-			res.Described++
-			var apiErr *oss.APIError
-			switch {
-			case errors.As(err, &apiErr) && apiErr.NotFound():
-				res.Gone++
-			case err != nil:
-				res.DescribeFailures++
-				log.Warn("DescribeJob failed for a job that left the unfinished set; the next sweep tries again", "job", id, "error", err)
-				if p.cfg.OnDescribeError != nil {
-					p.cfg.OnDescribeError(t.Name, err)
-				}
-			default:
-				d.Job.ID = id // the job asked about, whatever the answer says
-				details[id] = d
+	p.describeEach(ctx, t, ids, func(id string, d *job.Detail, err error) {
+		res.Described++
+		var apiErr *oss.APIError
+		switch {
+		case errors.As(err, &apiErr) && apiErr.NotFound():
+			res.Gone++
+		case err != nil:
+			res.DescribeFailures++
+			log.Warn("DescribeJob failed for a job that left the unfinished set; the next sweep tries again", "job", id, "error", err)
+			if p.cfg.OnDescribeError != nil {
+				p.cfg.OnDescribeError(t.Name, err)
 			}
-		})
-	}
-	wg.Wait()
+		default:
+			d.Job.ID = id // the job asked about, whatever the answer says
+			details[id] = d
+		}
+	})
 	for _, id := range ids {
 		if d, ok := details[id]; ok {
 			listing = append(listing, d.Job)

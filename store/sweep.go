@@ -65,16 +65,13 @@ type HeldRemovals struct {
 // IsZero reports whether no removals are held.
 func (h HeldRemovals) IsZero() bool { return h.Since.IsZero() }
 
-// stale reports whether a listing that began at listedAt may be older than
-// the one applied last: it began before that one ended (or, for state
-// written before listing ends were kept, not after it began).
-func (st TargetState) stale(listedAt time.Time) bool {
+// Stale reports whether a listing that began at listedAt must be refused
+// because it may be older than the listing applied last: it began before
+// that one ended (or, for state written before listing ends were kept, not
+// after it began).
+func (st TargetState) Stale(listedAt time.Time) bool {
 	return st.Baselined && (!listedAt.After(st.LastListedAt) || listedAt.Before(st.LastListingEndedAt))
 }
-
-// Stale reports whether a listing that began at listedAt must be refused
-// because it may be older than the listing applied last.
-func (st TargetState) Stale(listedAt time.Time) bool { return st.stale(listedAt) }
 
 // TargetState reads a target's state; a target never swept has the zero
 // state.
@@ -328,7 +325,7 @@ func (s *Store) ApplySweep(ctx context.Context, a Apply) (int, error) {
 		if err != nil {
 			return err
 		}
-		if st.stale(a.ListedAt) {
+		if st.Stale(a.ListedAt) {
 			return ErrStale
 		}
 		if st.LastSweepID != a.Expect {
