@@ -75,7 +75,9 @@ type Config struct {
 	SubjectPrefix      string
 	Stream             Stream
 	HTTP               HTTP
-	Log                Log
+	// UI is the web console under /ui/ of the HTTP listener.
+	UI  UI
+	Log Log
 	// Retention says what the database keeps; see Retention.
 	Retention Retention
 	Targets   []Target
@@ -108,6 +110,61 @@ type Stream struct {
 type HTTP struct {
 	// Listen defaults to :9090; "off" disables the server.
 	Listen string
+}
+
+// UI is the read-only web console, served under /ui/ by the HTTP listener
+// of run and demo.
+type UI struct {
+	// Enabled serves the console. Defaults to true; OSSJOBWATCH_UI=off or
+	// ui: {enabled: false} turns it off (and a listener that is off serves
+	// nothing).
+	Enabled bool
+	// Auth, if set, asks every console request for HTTP basic auth with
+	// this user and password (OSSJOBWATCH_UI_AUTH=user:password,
+	// ui.auth). Its String method hides the password.
+	Auth UIAuth
+}
+
+// UIAuth is the console's basic-auth credential; the zero value asks for
+// none.
+type UIAuth struct {
+	User     string
+	Password string
+}
+
+// IsZero reports whether no credential is set.
+func (a UIAuth) IsZero() bool { return a == UIAuth{} }
+
+// String shows the user and hides the password, so that printing a Config
+// never shows it.
+func (a UIAuth) String() string {
+	if a.IsZero() {
+		return "none"
+	}
+	return a.User + ":[hidden]"
+}
+
+// GoString hides the password from %#v as String does from %v.
+func (a UIAuth) GoString() string { return "config.UIAuth{" + a.String() + "}" }
+
+// parseUIAuth reads user:password. Errors never quote the value.
+func parseUIAuth(v string) (UIAuth, error) {
+	user, password, ok := strings.Cut(v, ":")
+	if !ok || user == "" || password == "" {
+		return UIAuth{}, errors.New("must be user:password with neither empty (the value is not shown)")
+	}
+	return UIAuth{User: user, Password: password}, nil
+}
+
+// parseSwitch reads on/off and its synonyms.
+func parseSwitch(v string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "on", "true", "yes", "1":
+		return true, nil
+	case "off", "false", "no", "0":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q must be on or off", v)
 }
 
 // Log configures log/slog.
@@ -174,7 +231,7 @@ type Needs struct {
 
 // Load reads the configuration. getenv is os.Getenv outside tests.
 func Load(getenv func(string) string, flags Flags, needs Needs) (Config, error) {
-	cfg := Config{Stream: Stream{Manage: true}, Retention: defaultRetention()}
+	cfg := Config{Stream: Stream{Manage: true}, UI: UI{Enabled: true}, Retention: defaultRetention()}
 	path := cmp.Or(flags.ConfigFile, getenv("OSSJOBWATCH_CONFIG"))
 	if path != "" {
 		data, err := os.ReadFile(path)
@@ -239,6 +296,20 @@ func Load(getenv func(string) string, flags Flags, needs Needs) (Config, error) 
 	set(&cfg.SubjectPrefix, "OSSJOBWATCH_SUBJECT_PREFIX", flags.SubjectPrefix)
 	set(&cfg.Stream.Name, "OSSJOBWATCH_STREAM", flags.Stream)
 	set(&cfg.HTTP.Listen, "OSSJOBWATCH_HTTP_LISTEN", flags.HTTPListen)
+	if v := getenv("OSSJOBWATCH_UI"); v != "" {
+		on, err := parseSwitch(v)
+		if err != nil {
+			return Config{}, fmt.Errorf("OSSJOBWATCH_UI: %w", err)
+		}
+		cfg.UI.Enabled = on
+	}
+	if v := getenv("OSSJOBWATCH_UI_AUTH"); v != "" {
+		auth, err := parseUIAuth(v)
+		if err != nil {
+			return Config{}, fmt.Errorf("OSSJOBWATCH_UI_AUTH: %w", err)
+		}
+		cfg.UI.Auth = auth
+	}
 	set(&cfg.Log.Format, "OSSJOBWATCH_LOG_FORMAT", "")
 	set(&cfg.Log.Level, "OSSJOBWATCH_LOG_LEVEL", "")
 
@@ -475,6 +546,10 @@ type fileConfig struct {
 	HTTP struct {
 		Listen string `yaml:"listen"`
 	} `yaml:"http"`
+	UI struct {
+		Enabled *bool   `yaml:"enabled"`
+		Auth    *string `yaml:"auth"`
+	} `yaml:"ui"`
 	Log struct {
 		Format string `yaml:"format"`
 		Level  string `yaml:"level"`
@@ -541,7 +616,7 @@ func parseFile(data []byte) (Config, error) {
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil {
 		if errors.Is(err, io.EOF) {
-			return Config{Stream: Stream{Manage: true}, Retention: defaultRetention()}, nil
+			return Config{Stream: Stream{Manage: true}, UI: UI{Enabled: true}, Retention: defaultRetention()}, nil
 		}
 		return Config{}, err
 	}
@@ -567,6 +642,12 @@ func parseFile(data []byte) (Config, error) {
 		HTTP:      HTTP{Listen: f.HTTP.Listen},
 		Log:       Log{Format: f.Log.Format, Level: f.Log.Level},
 		Retention: retention,
+	}
+	cfg.UI.Enabled = f.UI.Enabled == nil || *f.UI.Enabled
+	if f.UI.Auth != nil {
+		if cfg.UI.Auth, err = parseUIAuth(*f.UI.Auth); err != nil {
+			return Config{}, fmt.Errorf("ui.auth: %w", err)
+		}
 	}
 	if f.Reminders != nil {
 		r, err := ParseReminders(*f.Reminders)

@@ -215,15 +215,21 @@ func (s *Store) Pool() *pgxpool.Pool {
 	return s.pool
 }
 
-// WithTx runs fn in a transaction and commits it if fn returns nil. It is the
-// project's only Begin.
+// WithTx runs fn in a transaction and commits it if fn returns nil. It and
+// WithReadTx are the project's only Begin.
 //
 // If fn returns an error or panics, or ctx is cancelled, the transaction is
 // rolled back, on a context detached from ctx with a short timeout, so that a
 // cancelled sweep still releases its locks and connection at once. fn's error
 // is returned as is; a failed rollback is joined to it.
-func (s *Store) WithTx(ctx context.Context, fn func(pgx.Tx) error) (err error) {
-	tx, err := s.pool.Begin(ctx)
+func (s *Store) WithTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return s.withTx(ctx, pgx.TxOptions{}, fn)
+}
+
+// withTx is WithTx with the transaction's options: the one Begin, which
+// WithTx and WithReadTx share.
+func (s *Store) withTx(ctx context.Context, opts pgx.TxOptions, fn func(pgx.Tx) error) (err error) {
+	tx, err := s.pool.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
