@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ossjobwatch/ossjobwatch/config"
+	"github.com/ossjobwatch/ossjobwatch/console"
 	"github.com/ossjobwatch/ossjobwatch/oss"
 	"github.com/ossjobwatch/ossjobwatch/poller"
 	"github.com/ossjobwatch/ossjobwatch/publisher"
@@ -59,6 +60,8 @@ type App struct {
 	poller  *poller.Poller
 	targets []Target
 	metrics *metrics
+	// console is the web console, nil when turned off.
+	console *console.Console
 
 	connectMu sync.Mutex
 	mu        sync.Mutex
@@ -96,6 +99,10 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	}
 	a.store = st
 	a.metrics = newMetrics(opts.Registry, st, opts.Logger)
+	if a.console, err = newConsole(cfg, st, opts); err != nil {
+		st.Close()
+		return nil, err
+	}
 	for _, tc := range cfg.EnabledTargets() {
 		t, err := newTarget(tc, opts, a.metrics.observeAttempt(tc.Name))
 		if err != nil {

@@ -11,13 +11,19 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ossjobwatch/ossjobwatch/config"
+	"github.com/ossjobwatch/ossjobwatch/console"
 	"github.com/ossjobwatch/ossjobwatch/store"
 )
 
-// handler serves /metrics, /healthz (the process answers) and /readyz (the
-// database answers, NATS is connected and the stream exists).
+// handler serves /metrics, /healthz (the process answers), /readyz (the
+// database answers, NATS is connected and the stream exists) and, unless
+// it is turned off, the console under /ui/.
 func (a *App) handler() http.Handler {
 	mux := http.NewServeMux()
+	if a.console != nil {
+		mux.Handle(console.Prefix, a.console)
+	}
 	// A collector's error leaves its series out of the scrape instead of
 	// failing it whole: the outbox collector does so itself when the
 	// database is down; this covers any other.
@@ -61,4 +67,23 @@ func (a *App) readiness(ctx context.Context) []string {
 		}
 	}
 	return problems
+}
+
+// newConsole builds the console the configuration asks for, nil if it is
+// turned off.
+func newConsole(cfg config.Config, st *store.Store, opts Options) (*console.Console, error) {
+	if !cfg.UI.Enabled {
+		return nil, nil
+	}
+	c, err := console.New(console.Config{
+		Reader:   st.Reader(),
+		User:     cfg.UI.Auth.User,
+		Password: cfg.UI.Auth.Password,
+		Logger:   opts.Logger,
+		NowFunc:  opts.NowFunc,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
+	return c, nil
 }

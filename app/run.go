@@ -106,6 +106,11 @@ func (a *App) Run(ctx context.Context, ro RunOptions) error {
 	}
 	if ln != nil {
 		srv = &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
+		if a.console != nil {
+			// The live view's streams end at once, so that a graceful
+			// shutdown does not wait for them.
+			srv.RegisterOnShutdown(a.console.Close)
+		}
 		log.Info("serving HTTP", "addr", ln.Addr().String())
 		go func() { srvErr <- srv.Serve(ln) }()
 	}

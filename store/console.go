@@ -549,15 +549,14 @@ const (
 		coalesce(payload->'data'->>'description', ''), observed_at, payload::text`
 
 	consoleRecentEventsSQL = `
-		WITH top AS (SELECT coalesce(max(pos), 0) AS pos FROM job_events)
-		SELECT ` + liveEventColumns + `, top.pos
-		FROM job_events, top
-		WHERE job_events.pos > top.pos - $1
+		SELECT ` + liveEventColumns + `
+		FROM job_events
+		WHERE pos > $1
 		  AND ($2 = '' OR target = $2)
 		  AND ($3 = '' OR payload->'data'->>'status' = $3)
 		  AND ($4 = '' OR type = 'ossjobwatch.job.' || $4)
 		  AND ($5 = '' OR strpos(lower(job_id), $5) > 0 OR strpos(lower(coalesce(payload->'data'->>'description', '')), $5) > 0)
-		ORDER BY job_events.pos DESC
+		ORDER BY pos DESC
 		LIMIT $6`
 	consoleTopSQL      = `SELECT coalesce(max(pos), 0) FROM job_events`
 	consoleHolesSQL    = `SELECT ` + liveEventColumns + ` FROM job_events JOIN unnest($1::int8[], $2::int8[]) AS h(lo, hi) ON pos BETWEEN h.lo AND h.hi ORDER BY pos`
@@ -577,14 +576,11 @@ func (r *Reader) RecentEvents(ctx context.Context, f EventFilter, limit int) (ev
 		if err := tx.QueryRow(ctx, consoleTopSQL).Scan(&top); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, consoleRecentEventsSQL, RecentEventsWindow, f.Target, f.Status, f.Type, strings.ToLower(f.Text), limit)
+		rows, err := tx.Query(ctx, consoleRecentEventsSQL, top-RecentEventsWindow, f.Target, f.Status, f.Type, strings.ToLower(f.Text), limit)
 		if err != nil {
 			return err
 		}
-		events, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (LiveEvent, error) {
-			var ignored int64
-			return scanLiveEvent(row, &ignored)
-		})
+		events, err = pgx.CollectRows(rows, scanLiveEventRow)
 		return err
 	})
 	if err != nil {
@@ -631,14 +627,29 @@ func (r *Reader) EventsAfter(ctx context.Context, after int64, holes []PosRange,
 	return inHoles, next, latest, nil
 }
 
-func scanLiveEventRow(row pgx.CollectableRow) (LiveEvent, error) { return scanLiveEvent(row) }
-
-func scanLiveEvent(row pgx.CollectableRow, extra ...any) (LiveEvent, error) {
+func scanLiveEventRow(row pgx.CollectableRow) (LiveEvent, error) {
 	var e LiveEvent
 	var id uuid.UUID
 	var payload string
-	err := row.Scan(append([]any{&e.Pos, &id, &e.Target, &e.JobID, &e.Sequence, &e.Type, &e.From, &e.To,
-		&e.Status, &e.Operation, &e.Description, &e.ObservedAt, &payload}, extra...)...)
+	err := row.Scan(&e.Pos, &id, &e.Target, &e.JobID, &e.Sequence, &e.Type, &e.From, &e.To,
+		&e.Status, &e.Operation, &e.Description, &e.ObservedAt, &payload)
 	e.ID, e.Payload = id.String(), []byte(payload)
 	return e, err
+}
+
+// Targets lists the targets swept or being swept, in name order.
+func (r *Reader) Targets(ctx context.Context) ([]string, error) {
+	var out []string
+	err := r.WithTx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, consoleTargetsSQL)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list targets: %w", err)
+	}
+	return out, nil
 }

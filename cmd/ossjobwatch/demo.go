@@ -15,6 +15,7 @@ import (
 
 	"github.com/ossjobwatch/ossjobwatch/app"
 	"github.com/ossjobwatch/ossjobwatch/config"
+	"github.com/ossjobwatch/ossjobwatch/console"
 	"github.com/ossjobwatch/ossjobwatch/internal/pgtemp"
 	"github.com/ossjobwatch/ossjobwatch/oss"
 	"github.com/ossjobwatch/ossjobwatch/oss/osssim"
@@ -70,6 +71,14 @@ func runDemo(ctx context.Context, c cli) int {
 		return exitFailure
 	}
 
+	// The console's address comes first: it is what to open while the
+	// rest starts. The listener is bound now, so the address is real.
+	httpLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fail("HTTP listener", err)
+	}
+	defer httpLn.Close()
+	fmt.Fprintf(c.stdout, "ossjobwatch demo: console at http://%s%s\n", httpLn.Addr(), console.Prefix)
 	fmt.Fprintln(c.stdout, "ossjobwatch demo: starting PostgreSQL, NATS JetStream and the OSS simulator on this machine…")
 	pg, err := pgtemp.Start()
 	if err != nil {
@@ -116,15 +125,12 @@ func runDemo(ctx context.Context, c cli) int {
 		return fail("open", err)
 	}
 	defer a.Close()
-	httpLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return fail("metrics listener", err)
-	}
 
 	fmt.Fprintf(c.stdout, `
   OSS simulator    %s  (%d jobs, seed %d, changing every %s)
   PostgreSQL       %s
   NATS JetStream   %s  (stream %s, subjects %s.>)
+  web console      http://%s%s  (read-only: overview, jobs, live events)
   metrics, health  http://%s/metrics  /healthz  /readyz
 
 The world holds a job that stops making progress, %s, and one waiting
@@ -136,7 +142,7 @@ happening now, from another terminal while the demo runs:
 
 Sweeping every %s. Each line is one event on NATS (Ctrl-C to stop):
 
-`, ossURL, *jobs+2, *seed, *tick, pg.URL(), ns.ClientURL(), cfg.Stream.Name, cfg.SubjectPrefix, httpLn.Addr(),
+`, ossURL, *jobs+2, *seed, *tick, pg.URL(), ns.ClientURL(), cfg.Stream.Name, cfg.SubjectPrefix, httpLn.Addr(), console.Prefix, httpLn.Addr(),
 		shorten(attentionJobID(sim, osssim.StallingDescription), 14), shorten(attentionJobID(sim, osssim.UnconfirmedDescription), 14),
 		demoStallAfter, pg.URL(), *every)
 
