@@ -152,7 +152,9 @@ type when struct {
 	Rel, Abs string
 }
 
-func (c *Console) when(t time.Time) when { return when{Rel: relTime(t, c.cfg.NowFunc()), Abs: absTime(t)} }
+func (c *Console) when(t time.Time) when {
+	return when{Rel: relTime(t, c.cfg.NowFunc()), Abs: absTime(t)}
+}
 
 // eventData is the part of an event's data the console shows.
 type eventData struct {

@@ -125,6 +125,9 @@ func TestDemoShowsEvents(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("demo: code %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
+	if first, _, _ := strings.Cut(stdout, "\n"); !regexp.MustCompile(`^ossjobwatch demo: console at http://127\.0\.0\.1:\d+/ui/$`).MatchString(first) {
+		t.Errorf("demo's first line is not the console's URL: %q", first)
+	}
 	for _, want := range []string{"OSS simulator", "PostgreSQL", "NATS JetStream", "discovered", "(baseline)", "events seen", "job_status_history", "ossjobwatch tail --nats-url",
 		"a job that stops making progress", "ossjobwatch jobs --database-url 'postgres"} {
 		if !strings.Contains(stdout, want) {
