@@ -17,8 +17,9 @@ build: ## Build the binary into bin/.
 	$(GO) build -o $(BIN) ./cmd/ossjobwatch
 
 .PHONY: test
-test: ## Run every test with the race detector (installs PostgreSQL if missing).
+test: ## Run every test with the race detector (installs PostgreSQL and Chromium if missing).
 	@bash .ci/install-postgres.sh
+	@bash .ci/install-chromium.sh
 	$(GO) test -race -count=1 $(PKGS)
 
 .PHONY: vet
@@ -33,6 +34,11 @@ lint: vet ## Run staticcheck (fetched through the module proxy).
 .PHONY: bench
 bench: ## Run the benchmarks (BENCH=regexp to choose).
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem $(PKGS)
+
+.PHONY: bench-console
+bench-console: ## Measure the console's pages on 100,000 jobs and 1,000,000 events (p50/p95 per page).
+	@bash .ci/install-postgres.sh
+	$(GO) test -run '^$$' -bench '^BenchmarkConsole$$' -benchtime 40x -timeout 30m ./console
 
 .PHONY: bench-scale
 bench-scale: ## Run the fleet benchmark: 200 targets of 500 jobs on 3 replicas (OSSJOBWATCH_SCALE="targets=…,period=…" to change).

@@ -48,6 +48,7 @@ var staticFS embed.FS
 const (
 	DefaultPollInterval = time.Second
 	DefaultMaxStreams   = 16
+	DefaultCountsTTL    = 5 * time.Second
 )
 
 // Config configures the console.
@@ -68,6 +69,10 @@ type Config struct {
 	// MaxStreams bounds the live views open at once, each polling the
 	// database; more are refused with 503. Defaults to 16.
 	MaxStreams int
+	// CountsTTL is how long the overview's job counts are reused before
+	// they are counted again. Defaults to 5 seconds; negative counts on
+	// every request.
+	CountsTTL time.Duration
 }
 
 // Console serves the pages. It is an http.Handler for the paths under
@@ -81,6 +86,11 @@ type Console struct {
 	// userHash and passwordHash are SHA-256 digests, compared in constant
 	// time whatever the lengths.
 	userHash, passwordHash [32]byte
+
+	// counts caches the overview's job counts for CountsTTL.
+	countsMu sync.Mutex
+	counts   []store.StatusCount
+	countsAt time.Time
 
 	// stop ends the live streams (Close), so a server's graceful shutdown
 	// does not wait for them.
@@ -103,6 +113,7 @@ func New(cfg Config) (*Console, error) {
 	}
 	cfg.PollInterval = cmp.Or(cfg.PollInterval, DefaultPollInterval)
 	cfg.MaxStreams = cmp.Or(cfg.MaxStreams, DefaultMaxStreams)
+	cfg.CountsTTL = cmp.Or(cfg.CountsTTL, DefaultCountsTTL)
 	c := &Console{cfg: cfg, log: cfg.Logger, streams: make(chan struct{}, cfg.MaxStreams)}
 	c.stopCtx, c.stop = context.WithCancel(context.Background())
 	if cfg.User != "" {
@@ -207,4 +218,25 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, status int, messa
 type errorPage struct {
 	Status  int
 	Message string
+}
+
+// jobCounts returns the job counts, counted at most CountsTTL ago. Counting
+// reads an index of every live job: a page refreshed by many people, or
+// often, should not count each time.
+func (c *Console) jobCounts(ctx context.Context) ([]store.StatusCount, error) {
+	c.countsMu.Lock()
+	defer c.countsMu.Unlock()
+	now := time.Now()
+	if c.counts != nil && now.Sub(c.countsAt) < c.cfg.CountsTTL {
+		return c.counts, nil
+	}
+	counts, err := c.cfg.Reader.JobCounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if counts == nil {
+		counts = []store.StatusCount{}
+	}
+	c.counts, c.countsAt = counts, now
+	return counts, nil
 }

@@ -368,6 +368,28 @@ func TestJobsPaging(t *testing.T) {
 	if !slices.Equal(back, pages[len(pages)-2]) {
 		t.Errorf("newer from the last page: %d rows, not the page before it", len(back))
 	}
+	// Paging with a text filter (another plan) covers every match once.
+	var matches int
+	if err := b.store.Pool().QueryRow(t.Context(), `SELECT count(*) FROM jobs WHERE removed_at IS NULL AND (strpos(lower(job_id), 'a') > 0 OR strpos(lower(description), 'a') > 0)`).Scan(&matches); err != nil {
+		t.Fatal(err)
+	}
+	seenText := map[string]bool{}
+	for path := "/ui/jobs?q=A"; path != ""; {
+		res := get(t, b.srv, path).body
+		for _, r := range jobRows(res) {
+			if seenText[r.id] {
+				t.Fatalf("q=A: job %q shown twice", r.id)
+			}
+			seenText[r.id] = true
+		}
+		path = ""
+		if m := olderLink.FindStringSubmatch(res); m != nil {
+			path = html.UnescapeString(m[1])
+		}
+	}
+	if len(seenText) != matches || matches <= 50 {
+		t.Errorf("q=A paged through %d jobs, want %d (more than a page)", len(seenText), matches)
+	}
 	// A filter survives paging.
 	first := get(t, b.srv, "/ui/jobs?status=Complete").body
 	if m := olderLink.FindStringSubmatch(first); m != nil && !strings.Contains(html.UnescapeString(m[1]), "status=Complete") {

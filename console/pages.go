@@ -64,6 +64,11 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusInternalServerError, "The overview could not be read from the database.", err)
 		return
 	}
+	counts, err := c.jobCounts(r.Context())
+	if err != nil {
+		c.fail(w, r, http.StatusInternalServerError, "The jobs could not be counted.", err)
+		return
+	}
 	byTarget := map[string]*targetView{}
 	var p overviewPage
 	target := func(name string) *targetView {
@@ -78,7 +83,7 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 	for _, name := range o.Targets {
 		target(name)
 	}
-	for _, n := range o.Counts {
+	for _, n := range counts {
 		target(n.Target)
 	}
 	// Pointers into p.Targets are stable from here: no more appends.
@@ -86,7 +91,7 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 	for i := range p.Targets {
 		byTarget[p.Targets[i].Name] = &p.Targets[i]
 	}
-	for _, n := range o.Counts {
+	for _, n := range counts {
 		t := byTarget[n.Target]
 		t.Total += n.Jobs
 		t.Counts = append(t.Counts, countView{Status: n.Status, Class: statusClass(n.Status), Jobs: n.Jobs,
