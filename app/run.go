@@ -111,7 +111,7 @@ func (a *App) Run(ctx context.Context, ro RunOptions) error {
 			// shutdown does not wait for them.
 			srv.RegisterOnShutdown(a.console.Close)
 		}
-		log.Info("serving HTTP", "addr", ln.Addr().String())
+		log.Info("serving HTTP", "addr", ln.Addr().String(), "console", a.console != nil)
 		go func() { srvErr <- srv.Serve(ln) }()
 	}
 

@@ -13,13 +13,6 @@ import (
 	"github.com/ossjobwatch/ossjobwatch/store/storetest"
 )
 
-// benchJobs and benchEventsPerJob size the benchmark's database: 100,000
-// jobs over two targets and 1,000,000 events, a week of sweep records.
-const (
-	benchJobs         = 100_000
-	benchEventsPerJob = 10
-)
-
 // benchData fills a migrated database with generate_series: jobs in every
 // status (70% Complete, 10% Failed, 8% Active, 2% Suspended, …) created
 // 30 s apart, ten events each (discovered, a status change, progress, and

@@ -259,11 +259,11 @@ type JobsPage struct {
 // consoleJobKey is the leading column of jobs_console_idx.
 const consoleJobKey = `coalesce(creation_time, '-infinity'::timestamptz)`
 
-// where returns q's conditions and arguments, values only ever as
+// where returns q's conditions but the text filter's, the text filter's
+// condition ("" for none), and the arguments of both, values only ever as
 // arguments.
-func (q JobsPageQuery) where() (string, []any) {
+func (q JobsPageQuery) where() (base, text string, args []any) {
 	conds := []string{"removed_at IS NULL"}
-	var args []any
 	arg := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
@@ -279,7 +279,7 @@ func (q JobsPageQuery) where() (string, []any) {
 	}
 	if q.Text != "" {
 		t := arg(strings.ToLower(q.Text))
-		conds = append(conds, "(strpos(lower(job_id), "+t+") > 0 OR strpos(lower(coalesce(description, '')), "+t+") > 0)")
+		text = "(strpos(lower(job_id), " + t + ") > 0 OR strpos(lower(coalesce(description, '')), " + t + ") > 0)"
 	}
 	if !q.CreatedFrom.IsZero() {
 		conds = append(conds, consoleJobKey+" >= "+arg(q.CreatedFrom))
@@ -297,8 +297,12 @@ func (q JobsPageQuery) where() (string, []any) {
 	if q.Before != nil {
 		cursor(q.Before, ">")
 	}
-	return strings.Join(conds, " AND "), args
+	return strings.Join(conds, " AND "), text, args
 }
+
+// textWindow is how many of the jobs in order a text filter is first
+// tried on.
+const textWindow = 2000
 
 // JobsPage reads a page of live jobs, walking jobs_console_idx in order:
 // keyset pagination, as fast on the last page as on the first.
@@ -310,34 +314,48 @@ func (r *Reader) JobsPage(ctx context.Context, q JobsPageQuery) (JobsPage, error
 		q.Limit = 50
 	}
 	q.Limit = min(q.Limit, 500)
-	where, args := q.where()
+	where, text, args := q.where()
 	order := consoleJobKey + " DESC, target DESC, job_id DESC"
 	if q.Before != nil {
 		order = consoleJobKey + ", target, job_id"
 	}
-	sql := `SELECT ` + consoleJobColumns + ` FROM jobs WHERE ` + where + ` ORDER BY ` + order + ` LIMIT ` + strconv.Itoa(q.Limit+1)
-	if q.Text != "" {
-		// A text filter may match one job in 100,000. Walking the index in
-		// order would then read every row at random to test it; reading the
-		// table in order, keeping the keys of the matches (the
-		// MATERIALIZED CTE fences the planner off the index order), sorting
-		// those and fetching one page of rows is much cheaper, and still
-		// fine when most jobs match.
-		sql = `
-			WITH matches AS MATERIALIZED (SELECT ` + consoleJobKey + ` AS k, target, job_id FROM jobs WHERE ` + where + `),
-			     page AS (SELECT * FROM matches ORDER BY ` + strings.ReplaceAll(order, consoleJobKey, "k") + ` LIMIT ` + strconv.Itoa(q.Limit+1) + `)
-			SELECT ` + consoleJobColumns + `
-			FROM page JOIN jobs USING (target, job_id)
-			ORDER BY ` + strings.ReplaceAll(order, consoleJobKey, "page.k")
+	limit := strconv.Itoa(q.Limit + 1)
+	queries := []string{`SELECT ` + consoleJobColumns + ` FROM jobs WHERE ` + where + ` ORDER BY ` + order + ` LIMIT ` + limit}
+	if text != "" {
+		// A text filter needs no index and can match anything from every
+		// job to one in 100,000. First the newest textWindow jobs, in
+		// index order: a page of matches among them is the page. Else the
+		// whole table, read in order rather than at random through the
+		// index (the MATERIALIZED CTE keeps the planner off the index
+		// order): the keys of the matches are sorted and one page of rows
+		// fetched.
+		queries = []string{
+			`SELECT ` + consoleJobColumns + `
+			 FROM (SELECT * FROM jobs WHERE ` + where + ` ORDER BY ` + order + ` LIMIT ` + strconv.Itoa(textWindow) + `) AS jobs
+			 WHERE ` + text + ` ORDER BY ` + order + ` LIMIT ` + limit,
+			`WITH matches AS MATERIALIZED (
+				SELECT ` + consoleJobKey + ` AS k, target, job_id FROM jobs WHERE ` + where + ` AND ` + text + `),
+			      page AS (SELECT * FROM matches ORDER BY ` + strings.ReplaceAll(order, consoleJobKey, "k") + ` LIMIT ` + limit + `)
+			 SELECT ` + consoleJobColumns + `
+			 FROM page JOIN jobs USING (target, job_id)
+			 ORDER BY ` + strings.ReplaceAll(order, consoleJobKey, "page.k"),
+		}
 	}
 	var page JobsPage
 	err := r.WithTx(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, sql, args...)
-		if err != nil {
-			return err
+		for _, sql := range queries {
+			rows, err := tx.Query(ctx, sql, args...)
+			if err != nil {
+				return err
+			}
+			if page.Jobs, err = pgx.CollectRows(rows, scanJobRow); err != nil {
+				return err
+			}
+			if len(page.Jobs) > q.Limit {
+				break // a whole page, and more
+			}
 		}
-		page.Jobs, err = pgx.CollectRows(rows, scanJobRow)
-		return err
+		return nil
 	})
 	if err != nil {
 		return JobsPage{}, fmt.Errorf("list jobs: %w", err)

@@ -107,9 +107,11 @@ func TestSweepTailReplay(t *testing.T) {
 
 func TestRunCheckConfig(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{"OSSJOBWATCH_DATABASE_URL": "postgres://u:hunter2@db/x", "OSSJOBWATCH_REGION": "cn-hangzhou", "OSSJOBWATCH_SCHEDULE": "*/30 * * * * *"}
+	env := map[string]string{"OSSJOBWATCH_DATABASE_URL": "postgres://u:hunter2@db/x", "OSSJOBWATCH_REGION": "cn-hangzhou", "OSSJOBWATCH_SCHEDULE": "*/30 * * * * *",
+		"OSSJOBWATCH_UI_AUTH": "ops:hunter2"}
 	code, stdout, _ := runSync(env, "run", "--check-config")
-	if code != exitOK || !strings.Contains(stdout, "configuration is valid") || !strings.Contains(stdout, `schedule "*/30 * * * * *"`) || strings.Contains(stdout, "hunter2") {
+	if code != exitOK || !strings.Contains(stdout, "configuration is valid") || !strings.Contains(stdout, `schedule "*/30 * * * * *"`) || strings.Contains(stdout, "hunter2") ||
+		!strings.Contains(stdout, "console:   /ui/ (basic auth, user ops)") {
 		t.Errorf("check-config: code %d\n%s", code, stdout)
 	}
 	env["OSSJOBWATCH_SCHEDULE"] = "CRON_TZ=UTC"

@@ -55,6 +55,14 @@ func printConfig(c cli, cfg config.Config) {
 	fmt.Fprintf(w, "  nats:      %s (stream %s, subjects %s.>, managed %v, duplicate window %s)\n",
 		publisher.RedactURL(cfg.NATSURL), cfg.Stream.Name, cfg.SubjectPrefix, cfg.Stream.Manage, cfg.Stream.DuplicateWindow)
 	fmt.Fprintf(w, "  http:      %s\n", cfg.HTTP.Listen)
+	switch {
+	case !cfg.UI.Enabled || cfg.HTTP.Listen == "off":
+		fmt.Fprintln(w, "  console:   off")
+	case cfg.UI.Auth.IsZero():
+		fmt.Fprintln(w, "  console:   /ui/ (no basic auth: anyone who reaches the listener can read it)")
+	default:
+		fmt.Fprintf(w, "  console:   /ui/ (basic auth, user %s)\n", cfg.UI.Auth.User)
+	}
 	for _, t := range cfg.Targets {
 		state := "enabled"
 		if !t.Enabled {
