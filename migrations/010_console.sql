@@ -7,9 +7,10 @@
 --   without a creation time (OSS gave 0) sorts last, as -infinity;
 -- * a filter on the status is tested on its entries (status is an
 --   INCLUDE column); a text filter that matches few jobs reads the table
---   in order instead (store.Reader.JobsPage): carrying the descriptions
---   here made the index, and so the counts below, half again slower for
---   a gain within the noise;
+--   in order instead (store.Reader.JobsPage). Carrying the descriptions
+--   here, for an index-only text search, doubled the index for a gain
+--   lost in the noise of a shared 2-core machine; a trigram index
+--   (pg_trgm) would be the real fix, at the price of an extension;
 -- * the overview counts jobs by target and status with an index-only scan.
 --
 -- Removed jobs are left out, as the console lists live jobs only. A status
