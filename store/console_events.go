@@ -1,0 +1,149 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// The console's live view.
+
+// LiveEvent is an event as the console's live view shows it.
+type LiveEvent struct {
+	Pos      int64
+	ID       string
+	Target   string
+	JobID    string
+	Sequence int64
+	Type     string
+	From, To string
+	// Status, Operation and Description are the job's at the event
+	// (data.status, data.operation, data.description).
+	Status      string
+	Operation   string
+	Description string
+	ObservedAt  time.Time
+	Payload     []byte
+}
+
+// EventFilter narrows the live view; empty fields narrow nothing.
+type EventFilter struct {
+	Target string
+	// Status is the job's status at the event (data.status).
+	Status string
+	// Type is the event's kind, such as status_changed, without the
+	// ossjobwatch.job. prefix.
+	Type string
+	// Text must occur in the job id or description, ignoring case.
+	Text string
+}
+
+// Match reports whether e passes f, as RecentEvents' SQL decides it.
+func (f EventFilter) Match(e LiveEvent) bool {
+	text := strings.ToLower(f.Text)
+	return (f.Target == "" || e.Target == f.Target) &&
+		(f.Status == "" || e.Status == f.Status) &&
+		(f.Type == "" || e.Type == "ossjobwatch.job."+f.Type) &&
+		(text == "" || strings.Contains(strings.ToLower(e.JobID), text) || strings.Contains(strings.ToLower(e.Description), text))
+}
+
+// PosRange is a range of job_events positions, both ends included.
+type PosRange struct{ From, To int64 }
+
+const (
+	liveEventColumns = `pos, id, target, job_id, sequence, type, coalesce(from_status, ''), coalesce(to_status, ''),
+		coalesce(payload->'data'->>'status', ''), coalesce(payload->'data'->>'operation', ''),
+		coalesce(payload->'data'->>'description', ''), observed_at, payload::text`
+
+	consoleRecentEventsSQL = `
+		SELECT ` + liveEventColumns + `
+		FROM job_events
+		WHERE pos > $1
+		  AND ($2 = '' OR target = $2)
+		  AND ($3 = '' OR payload->'data'->>'status' = $3)
+		  AND ($4 = '' OR type = 'ossjobwatch.job.' || $4)
+		  AND ($5 = '' OR strpos(lower(job_id), $5) > 0 OR strpos(lower(coalesce(payload->'data'->>'description', '')), $5) > 0)
+		ORDER BY pos DESC
+		LIMIT $6`
+	consoleTopSQL      = `SELECT coalesce(max(pos), 0) FROM job_events`
+	consoleHolesSQL    = `SELECT ` + liveEventColumns + ` FROM job_events JOIN unnest($1::int8[], $2::int8[]) AS h(lo, hi) ON pos BETWEEN h.lo AND h.hi ORDER BY pos`
+	consoleEventsAfter = `SELECT ` + liveEventColumns + ` FROM job_events WHERE pos > $1 ORDER BY pos LIMIT $2`
+)
+
+// RecentEventsWindow is how many of the latest events RecentEvents looks
+// through, whatever the filter: a filter nothing matches reads that many
+// rows, not the whole history.
+const RecentEventsWindow = 20000
+
+// RecentEvents returns the newest events f matches among the latest
+// RecentEventsWindow, newest first, at most limit, and the position of the
+// latest event.
+func (r *Reader) RecentEvents(ctx context.Context, f EventFilter, limit int) (events []LiveEvent, top int64, err error) {
+	err = r.WithTx(ctx, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, consoleTopSQL).Scan(&top); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, consoleRecentEventsSQL, top-RecentEventsWindow, f.Target, f.Status, f.Type, strings.ToLower(f.Text), limit)
+		if err != nil {
+			return err
+		}
+		events, err = pgx.CollectRows(rows, scanLiveEventRow)
+		return err
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("read recent events: %w", err)
+	}
+	return events, top, nil
+}
+
+// EventsAfter reads, from one snapshot, the events in holes (positions
+// below the caller's high-water mark that it has not seen: a transaction
+// that took them had not committed yet) and up to limit events after
+// after, all in position order. latest is the position of the newest event
+// when the limit was reached, so that a caller may skip ahead; 0 otherwise.
+func (r *Reader) EventsAfter(ctx context.Context, after int64, holes []PosRange, limit int) (inHoles, next []LiveEvent, latest int64, err error) {
+	err = r.WithTx(ctx, func(tx pgx.Tx) error {
+		if len(holes) > 0 {
+			lo, hi := make([]int64, len(holes)), make([]int64, len(holes))
+			for i, h := range holes {
+				lo[i], hi[i] = h.From, h.To
+			}
+			rows, err := tx.Query(ctx, consoleHolesSQL, lo, hi)
+			if err != nil {
+				return err
+			}
+			if inHoles, err = pgx.CollectRows(rows, scanLiveEventRow); err != nil {
+				return err
+			}
+		}
+		rows, err := tx.Query(ctx, consoleEventsAfter, after, limit)
+		if err != nil {
+			return err
+		}
+		if next, err = pgx.CollectRows(rows, scanLiveEventRow); err != nil {
+			return err
+		}
+		if len(next) == limit {
+			return tx.QueryRow(ctx, consoleTopSQL).Scan(&latest)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("read events after %d: %w", after, err)
+	}
+	return inHoles, next, latest, nil
+}
+
+func scanLiveEventRow(row pgx.CollectableRow) (LiveEvent, error) {
+	var e LiveEvent
+	var id uuid.UUID
+	var payload string
+	err := row.Scan(&e.Pos, &id, &e.Target, &e.JobID, &e.Sequence, &e.Type, &e.From, &e.To,
+		&e.Status, &e.Operation, &e.Description, &e.ObservedAt, &payload)
+	e.ID, e.Payload = id.String(), []byte(payload)
+	return e, err
+}
