@@ -51,7 +51,7 @@ func runPrune(ctx context.Context, c cli) int {
 		fmt.Fprintf(c.stdout, "deleted %d rows in %s before an error\n", pruned.Total(), took)
 	}
 	for _, k := range store.PruneKinds {
-		fmt.Fprintf(c.stdout, "  %-9s %8d  %s\n", k, pruned[k], pruneRule(k, pc))
+		fmt.Fprintf(c.stdout, "  %-10s %8d  %s\n", k, pruned[k], pruneRule(k, pc))
 	}
 	if err != nil {
 		fmt.Fprintf(c.stderr, "ossjobwatch prune: %v\n", err)
@@ -80,6 +80,11 @@ func pruneRule(k store.PruneKind, pc store.PruneConfig) string {
 			return s
 		}
 		return "other published events observed over " + pc.Events.String() + " ago"
+	case store.PruneDeliveries:
+		if s, ok := kept(pc.Deliveries, "OSSJOBWATCH_RETENTION_EVENTS"); ok {
+			return s
+		}
+		return "notifications delivered over " + pc.Deliveries.String() + " ago (as events)"
 	case store.PruneSweeps:
 		if s, ok := kept(pc.Sweeps, "OSSJOBWATCH_RETENTION_SWEEPS"); ok {
 			return s
