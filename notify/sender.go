@@ -148,15 +148,25 @@ func (b *base) transportError(ctx context.Context, err error) *SendError {
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
-	reason := "network"
+	msg := b.redact.Replace(err.Error())
 	var ne net.Error
-	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		reason = "timeout"
+	switch {
+	case errors.Is(err, context.Canceled) || errors.Is(ctx.Err(), context.Canceled):
+		// The caller gave up (shutdown): "network", but errors.Is finds
+		// context.Canceled.
+		return b.fail("network", 0, 0, wrapSentinel(msg, context.Canceled))
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) || errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return b.fail("timeout", 0, 0, wrapSentinel(msg, context.DeadlineExceeded))
 	}
-	if errors.Is(err, context.Canceled) {
-		reason = "canceled"
+	return b.fail("network", 0, 0, errors.New(msg))
+}
+
+// wrapSentinel is msg wrapping sentinel, without saying it twice.
+func wrapSentinel(msg string, sentinel error) error {
+	if msg == sentinel.Error() {
+		return sentinel
 	}
-	return b.fail(reason, 0, 0, errors.New(b.redact.Replace(err.Error())))
+	return fmt.Errorf("%s: %w", msg, sentinel)
 }
 
 func (b *base) fail(reason string, status, code int, err error) *SendError {
