@@ -1,0 +1,146 @@
+package notify
+
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// style is a platform's markdown dialect: how to escape user data, bold a
+// label, set a heading and the small print, and what separates lines.
+type style struct {
+	esc     func(string) string
+	bold    func(string) string
+	heading func(string) string // nil: the platform shows the title itself
+	small   func(string) string
+	bullet  string
+	sep     string
+	// size measures text against the platform's limit: bytes unless set.
+	size func(string) int
+}
+
+func (st style) measure(s string) int {
+	if st.size != nil {
+		return st.size(s)
+	}
+	return len(s)
+}
+
+// composed is a message ready for a platform: a plain-text title (for the
+// notification preview or card header), the marked-up body, and how bad
+// it is (a card's colour).
+type composed struct {
+	Title    string
+	Body     string
+	Footer   string
+	Severity severity
+	Digest   bool
+}
+
+// text is the body and the small print in one.
+func (c composed) text(st style) string { return c.Body + st.sep + c.Footer }
+
+// compose renders m in st within limit (as measured by st.size).
+func compose(m Message, st style, limit int) composed {
+	evs := m.Events
+	if len(evs) == 0 {
+		return composed{Title: "ossjobwatch", Body: st.esc("(no events)"), Footer: st.small("ossjobwatch")}
+	}
+	if len(evs) > 1 {
+		return composeDigest(evs, st, limit)
+	}
+	e := evs[0]
+	s := summarize(e)
+	c := composed{Title: title(s), Severity: s.Severity}
+	var head []string
+	if st.heading != nil {
+		head = append(head, st.heading(st.esc(c.Title)))
+	}
+	foot := st.small(st.esc(s.Footer))
+	c.Footer = foot
+	budget := limit - st.measure(foot) - st.measure(st.sep)
+	var lines []string
+	if m.Template != nil {
+		text, err := renderTemplate(m.Template, e)
+		if err != nil {
+			// The message still goes out (nothing is dropped), in the
+			// default form, saying what is wrong with the template: it
+			// would fail the same way on every retry.
+			lines = append(lines, st.bold("Template error")+": "+st.esc(err.Error()))
+		} else {
+			// The template's output is the operator's markup: not escaped.
+			lines = append(lines, strings.Split(strings.TrimRight(text, "\n"), "\n")...)
+			c.Body = fitLines(head, lines, "\n", budget, st.size, moreLines)
+			return c
+		}
+	}
+	for _, f := range s.Fields {
+		lines = append(lines, st.bold(f.Label)+": "+st.esc(f.Value))
+	}
+	if len(s.List) > 0 {
+		lines = append(lines, st.bold(s.ListHead)+":")
+		for _, l := range s.List {
+			lines = append(lines, st.bullet+st.esc(l))
+		}
+	}
+	c.Body = fitLines(head, lines, st.sep, budget, st.size, moreLines)
+	return c
+}
+
+func composeDigest(evs []Event, st style, limit int) composed {
+	c := composed{Title: "📋 " + digestTitle(evs), Severity: digestSeverity(evs), Digest: true}
+	var head []string
+	if st.heading != nil {
+		head = append(head, st.heading(st.esc(c.Title)))
+	}
+	lines := make([]string, len(evs))
+	for i, e := range evs {
+		lines[i] = st.bullet + st.esc(digestLine(e))
+	}
+	last := evs[len(evs)-1]
+	foot := st.small(st.esc("ossjobwatch · " + fmtTime(last.Data.ObservedAt) + " · " + digestTitle(evs)))
+	c.Footer = foot
+	c.Body = fitLines(head, lines, st.sep, limit-st.measure(foot)-st.measure(st.sep), st.size, moreEvents)
+	return c
+}
+
+func title(s summary) string { return s.Icon + " " + s.Headline + " · " + s.Target }
+
+func moreLines(n int) string  { return moreLine(n, "line") }
+func moreEvents(n int) string { return moreLine(n, "event") }
+
+// runes measures text in characters (Slack's limits are in characters).
+func runes(s string) int { return utf8.RuneCountInString(s) }
+
+// Escapers. Job ids and descriptions can hold anything, markup included;
+// these keep user data from turning into markup (a link, a heading, an
+// HTML tag) on each platform.
+
+// mdEscaper backslash-escapes CommonMark's inline markup characters and
+// HTML-escapes angle brackets and ampersands: DingTalk and WeCom markdown
+// (both render a subset of markdown plus a few HTML tags such as <font>).
+var mdEscaper = strings.NewReplacer(
+	"&", "&amp;", "<", "&lt;", ">", "&gt;",
+	`\`, `\\`, "*", `\*`, "_", `\_`, "`", "\\`", "[", `\[`, "]", `\]`,
+	"#", `\#`, "~", `\~`, "|", `\|`, "!", `\!`,
+	"\r", "", "\n", " ",
+)
+
+func mdEsc(s string) string { return mdEscaper.Replace(s) }
+
+// larkEscaper escapes Feishu card markdown (lark_md) with HTML entities,
+// the escapes Feishu's card documentation lists for its special characters.
+var larkEscaper = strings.NewReplacer(
+	"&", "&amp;", "<", "&lt;", ">", "&gt;",
+	"*", "&#42;", "_", "&#95;", "~", "&#126;", "`", "&#96;",
+	"[", "&#91;", "]", "&#93;", "(", "&#40;", ")", "&#41;", "#", "&#35;",
+	`\`, "&#92;",
+	"\r", "", "\n", " ",
+)
+
+func larkEsc(s string) string { return larkEscaper.Replace(s) }
+
+// slackEscaper escapes the three characters Slack's mrkdwn reserves
+// (&, <, >: "Escaping text" in Slack's formatting reference).
+var slackEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "\r", "", "\n", " ")
+
+func slackEsc(s string) string { return slackEscaper.Replace(s) }

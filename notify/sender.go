@@ -1,0 +1,271 @@
+package notify
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultRequestTimeout bounds one request when the caller's context has no
+// deadline of its own.
+const DefaultRequestTimeout = 10 * time.Second
+
+// maxReplyBytes is how much of a reply's body is read: every platform's
+// answer is a small JSON object (or "ok"); a proxy's HTML error page is not
+// worth more.
+const maxReplyBytes = 64 << 10
+
+// replyBodyChars is how much of a reply's body Reply.Body keeps.
+const replyBodyChars = 512
+
+// NewSender returns the Sender of a receiver: it formats, signs and posts
+// the request of rc.Type (see the contract's Notifications table) with hc
+// and judges the platform's answer. now is the clock of the signatures'
+// timestamps; nil means time.Now. hc nil means a client with
+// DefaultRequestTimeout.
+func NewSender(rc ReceiverConfig, hc *http.Client, now func() time.Time) (Sender, error) {
+	if rc.Name == "" {
+		return nil, errors.New("receiver: empty name")
+	}
+	if rc.URL == "" {
+		return nil, fmt.Errorf("receiver %s: empty url", rc.Name)
+	}
+	u, err := url.Parse(rc.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		// The URL holds a token: say what is wrong without it.
+		return nil, fmt.Errorf("receiver %s: url is not an absolute http(s) URL", rc.Name)
+	}
+	if hc == nil {
+		hc = &http.Client{Timeout: DefaultRequestTimeout}
+	}
+	if now == nil {
+		now = time.Now
+	}
+	b := base{name: rc.Name, url: rc.URL, secret: rc.Secret, hc: hc, now: now, redact: newRedactor(rc)}
+	switch rc.Type {
+	case TypeDingTalk:
+		return &dingTalk{base: b}, nil
+	case TypeFeishu:
+		return &feishu{base: b}, nil
+	case TypeWeCom:
+		if rc.Secret != "" {
+			return nil, fmt.Errorf("receiver %s: type wecom takes no secret (its webhook key is in the url)", rc.Name)
+		}
+		return &weCom{base: b}, nil
+	case TypeSlack:
+		if rc.Secret != "" {
+			return nil, fmt.Errorf("receiver %s: type slack takes no secret (its incoming webhook url is the secret)", rc.Name)
+		}
+		return &slack{base: b}, nil
+	case TypeWebhook:
+		key, err := WebhookKey(rc.Secret)
+		if err != nil {
+			return nil, fmt.Errorf("receiver %s: secret: %w", rc.Name, err)
+		}
+		return &webhook{base: b, key: key}, nil
+	}
+	return nil, fmt.Errorf("receiver %s: unknown type %q (want one of %s)", rc.Name, rc.Type, strings.Join(Types, ", "))
+}
+
+// Digestible reports whether a receiver type may get a digest, one request
+// folding several events. Chat robots may; a webhook may not: its body is
+// the CloudEvent exactly as published, one event per request, so the
+// engine must never fold a webhook's events.
+func Digestible(typ string) bool { return typ != TypeWebhook }
+
+// base is what every Sender shares: where to post, the secret, the client
+// and clock, and how to keep the URL's token and the secret out of errors.
+type base struct {
+	name   string
+	url    string
+	secret string
+	hc     *http.Client
+	now    func() time.Time
+	redact *strings.Replacer
+}
+
+// request is one POST to make.
+type request struct {
+	url         string
+	contentType string
+	header      http.Header
+	body        []byte
+}
+
+// reply is what came back.
+type reply struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// do posts r and reads at most maxReplyBytes of the answer. Transport
+// failures come back as *SendError ("timeout" or "network"), with the URL
+// stripped.
+func (b *base) do(ctx context.Context, r request) (reply, *SendError) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultRequestTimeout)
+		defer cancel()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.url, bytes.NewReader(r.body))
+	if err != nil {
+		return reply{}, b.fail("network", 0, 0, errors.New("build request"))
+	}
+	for k, vs := range r.header {
+		req.Header[k] = vs
+	}
+	req.Header.Set("Content-Type", r.contentType)
+	req.Header.Set("User-Agent", "ossjobwatch-notify")
+	resp, err := b.hc.Do(req)
+	if err != nil {
+		return reply{}, b.transportError(ctx, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxReplyBytes))
+	if err != nil {
+		return reply{}, b.transportError(ctx, err)
+	}
+	// Drain a little more so the connection can be reused; give up on
+	// anything bigger.
+	_, _ = io.CopyN(io.Discard, resp.Body, maxReplyBytes)
+	return reply{status: resp.StatusCode, header: resp.Header, body: body}, nil
+}
+
+// transportError classifies a failed request: a deadline is "timeout",
+// anything else "network". The error text never holds the URL: a
+// *url.Error is unwrapped to its cause, and what is left is redacted.
+func (b *base) transportError(ctx context.Context, err error) *SendError {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	msg := b.redact.Replace(err.Error())
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.Canceled) || errors.Is(ctx.Err(), context.Canceled):
+		// The caller gave up (shutdown): "network", but errors.Is finds
+		// context.Canceled.
+		return b.fail("network", 0, 0, wrapSentinel(msg, context.Canceled))
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) || errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return b.fail("timeout", 0, 0, wrapSentinel(msg, context.DeadlineExceeded))
+	}
+	return b.fail("network", 0, 0, errors.New(msg))
+}
+
+// wrapSentinel is msg wrapping sentinel, without saying it twice.
+func wrapSentinel(msg string, sentinel error) error {
+	if msg == sentinel.Error() {
+		return sentinel
+	}
+	return fmt.Errorf("%s: %w", msg, sentinel)
+}
+
+func (b *base) fail(reason string, status, code int, err error) *SendError {
+	return &SendError{Receiver: b.name, Reason: reason, Status: status, Code: code, Err: err}
+}
+
+// okReply is the Reply of an accepted request.
+func (b *base) okReply(rp reply) Reply {
+	return Reply{Status: rp.status, Body: b.excerpt(rp.body)}
+}
+
+// excerpt is the start of a reply's body, cut on a UTF-8 boundary and
+// redacted (a platform may echo the request).
+func (b *base) excerpt(body []byte) string {
+	s := strings.TrimSpace(string(body))
+	s = cutBytes(s, replyBodyChars)
+	return b.redact.Replace(s)
+}
+
+// httpError judges a reply by its HTTP status alone: nil for 2xx, else a
+// *SendError. 429 is "throttled"; 5xx "http_5xx"; 408 "timeout"; 413
+// "too_large"; other 4xx "http_4xx", slow, since a person must fix it.
+// Retry-After is honoured on every failure that has it.
+func (b *base) httpError(rp reply) *SendError {
+	if rp.status >= 200 && rp.status < 300 {
+		return nil
+	}
+	e := b.fail("http_4xx", rp.status, 0, nil)
+	switch {
+	case rp.status == http.StatusTooManyRequests:
+		e.Reason = "throttled"
+	case rp.status == http.StatusRequestTimeout:
+		e.Reason = "timeout"
+	case rp.status == http.StatusRequestEntityTooLarge:
+		e.Reason = "too_large"
+		e.Slow = true
+	case rp.status >= 500:
+		e.Reason = "http_5xx"
+	case rp.status >= 400:
+		e.Slow = true
+	default: // 1xx, 3xx: the client follows redirects, so this is odd.
+		e.Reason = "rejected"
+	}
+	e.RetryAfter = retryAfter(rp.header.Get("Retry-After"), b.now())
+	if body := b.excerpt(rp.body); body != "" {
+		e.Err = errors.New(body)
+	}
+	return e
+}
+
+// retryAfter reads a Retry-After header: delay-seconds or an HTTP-date
+// (RFC 9110 §10.2.3). 0 when absent, unreadable or past.
+func retryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		return time.Duration(min(n, 24*3600)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return min(d, 24*time.Hour)
+		}
+	}
+	return 0
+}
+
+// newRedactor replaces the receiver's URL, the values of its query (a
+// DingTalk access_token, a WeCom key), its path's last segments (a Feishu
+// hook token, a Slack webhook's path) and its secret with "[REDACTED]".
+func newRedactor(rc ReceiverConfig) *strings.Replacer {
+	var olds []string
+	add := func(s string) {
+		if len(s) >= 6 { // shorter strings would redact ordinary words
+			olds = append(olds, s, "[REDACTED]")
+		}
+	}
+	add(rc.URL)
+	add(rc.Secret)
+	if rest, ok := strings.CutPrefix(rc.Secret, "whsec_"); ok {
+		add(rest)
+	}
+	if u, err := url.Parse(rc.URL); err == nil {
+		for _, vs := range u.Query() {
+			for _, v := range vs {
+				add(v)
+				add(url.QueryEscape(v))
+			}
+		}
+		add(u.RawQuery)
+		for _, seg := range strings.Split(u.Path, "/") {
+			if len(seg) >= 16 { // tokens, not words like "robot" or "send"
+				add(seg)
+			}
+		}
+	}
+	return strings.NewReplacer(olds...)
+}
