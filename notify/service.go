@@ -28,6 +28,7 @@ const (
 	DefaultMinBackoff     = time.Second
 	DefaultMaxBackoff     = 5 * time.Minute
 	DefaultSlowRetry      = 5 * time.Minute
+	DefaultMaxRetryAfter  = 15 * time.Minute
 )
 
 // Store is what the service needs of the database: which receivers
@@ -104,6 +105,10 @@ type Config struct {
 	// SlowRetry is the wait after a failure that needs a person (a wrong
 	// secret, a missing keyword: SendError.Slow). Defaults to 5m.
 	SlowRetry time.Duration
+	// MaxRetryAfter caps the wait a receiver asks for (Retry-After,
+	// DingTalk's minute after 130101), against a reply that would stall
+	// it for hours. Defaults to 15m.
+	MaxRetryAfter time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -116,6 +121,7 @@ func (c Config) withDefaults() Config {
 	c.MinBackoff = cmp.Or(c.MinBackoff, DefaultMinBackoff)
 	c.MaxBackoff = cmp.Or(c.MaxBackoff, DefaultMaxBackoff)
 	c.SlowRetry = cmp.Or(c.SlowRetry, DefaultSlowRetry)
+	c.MaxRetryAfter = cmp.Or(c.MaxRetryAfter, DefaultMaxRetryAfter)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -238,8 +244,8 @@ func (s *Service) ConsumerConfig(r RouteConfig) jetstream.ConsumerConfig {
 }
 
 // Start creates or updates the routes' consumers (an error if one cannot
-// be) and starts consuming; it returns at once after. It runs until ctx is
-// done or Stop is called.
+// be) and starts consuming; it returns at once after. The service runs
+// until ctx is done or Stop is called.
 func (s *Service) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -247,7 +253,9 @@ func (s *Service) Start(ctx context.Context) error {
 		return errors.New("notify: already started")
 	}
 	for _, r := range s.routes {
-		cons, err := s.cfg.JetStream.CreateOrUpdateConsumer(ctx, s.cfg.Stream, s.ConsumerConfig(r.RouteConfig))
+		cctx, cancel := context.WithTimeout(ctx, consumerTimeout)
+		cons, err := s.cfg.JetStream.CreateOrUpdateConsumer(cctx, s.cfg.Stream, s.ConsumerConfig(r.RouteConfig))
+		cancel()
 		if err != nil {
 			return fmt.Errorf("notify: route %s: consumer %s on stream %s: %w", r.Name, s.ConsumerName(r.Name), s.cfg.Stream, err)
 		}
@@ -292,6 +300,9 @@ func (s *Service) Stop(ctx context.Context) error {
 	}
 	return err
 }
+
+// consumerTimeout bounds creating or updating one consumer.
+const consumerTimeout = 30 * time.Second
 
 // uuidPattern is an event id's form; notify_deliveries keys on it.
 var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)

@@ -325,7 +325,7 @@ func (w *worker) failed(refs []store.DeliveryRef, err error) {
 		if se.Slow {
 			wait = w.s.cfg.SlowRetry
 		}
-		wait = max(wait, se.RetryAfter)
+		wait = max(wait, min(se.RetryAfter, w.s.cfg.MaxRetryAfter))
 	} else if refs == nil {
 		reason = "database"
 	}
