@@ -84,7 +84,9 @@ func (b *notifyBundle) run(t *testing.T, tune func(*notify.Config)) {
 	b.app = a
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, RunOptions{Listener: httptestListener(t), ShutdownTimeout: 10 * time.Second, NATSRetry: 100 * time.Millisecond}) }()
+	go func() {
+		done <- a.Run(ctx, RunOptions{Listener: httptestListener(t), ShutdownTimeout: 10 * time.Second, NATSRetry: 100 * time.Millisecond})
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
