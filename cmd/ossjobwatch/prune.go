@@ -51,7 +51,7 @@ func runPrune(ctx context.Context, c cli) int {
 		fmt.Fprintf(c.stdout, "deleted %d rows in %s before an error\n", pruned.Total(), took)
 	}
 	for _, k := range store.PruneKinds {
-		fmt.Fprintf(c.stdout, "  %-10s %8d  %s\n", k, pruned[k], pruneRule(k, pc))
+		fmt.Fprintf(c.stdout, "  %-9s %8d  %s\n", k, pruned[k], pruneRule(k, pc))
 	}
 	if err != nil {
 		fmt.Fprintf(c.stderr, "ossjobwatch prune: %v\n", err)

@@ -68,7 +68,7 @@ func TestPrune(t *testing.T) {
 	// unpublished one stays however old.
 	env["OSSJOBWATCH_RETENTION_EVENTS"] = "720h"
 	code, stdout, _ = runVerb(t, env, "prune")
-	if code != exitOK || !strings.Contains(stdout, "deleted 1 rows") || !strings.Contains(stdout, "events            1  other published events observed over 720h0m0s ago") {
+	if code != exitOK || !strings.Contains(stdout, "deleted 1 rows") || !strings.Contains(stdout, "events           1  other published events observed over 720h0m0s ago") {
 		t.Errorf("prune with OSSJOBWATCH_RETENTION_EVENTS=720h: code %d\n%s", code, stdout)
 	}
 
