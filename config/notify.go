@@ -209,6 +209,9 @@ func (n *Notify) validate(prefix string) []error {
 		if !isReceiverType(r.Type) {
 			add("%s: unknown type %q (want dingtalk, feishu, wecom, slack or webhook)", field("type"), r.Type)
 		}
+		if r.Secret != "" && (r.Type == "wecom" || r.Type == "slack") {
+			add("%s: type %s takes no secret (its URL is the credential)", field("secret"), r.Type)
+		}
 		if r.URL == "" {
 			add("%s: required", field("url"))
 		} else if u, err := url.Parse(r.URL.Value()); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

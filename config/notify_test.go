@@ -78,7 +78,8 @@ func TestNotifyErrors(t *testing.T) {
 		file string
 		want []string
 	}{
-		{"bad-notify-type.yaml", []string{`notify.receivers[0].type: unknown type "x" (want dingtalk, feishu, wecom, slack or webhook)`}},
+		{"bad-notify-type.yaml", []string{`notify.receivers[0].type: unknown type "x" (want dingtalk, feishu, wecom, slack or webhook)`,
+			"notify.receivers[1].secret: type slack takes no secret"}},
 		{"bad-notify-unknown-key.yaml", []string{"line 3", "token"}},
 		{"bad-notify-duplicate.yaml", []string{`notify.receivers[1].name: "x" is used by another receiver`, `notify.routes[1].name: "r" is used by another route`}},
 		{"bad-notify-route-receiver.yaml", []string{`notify.routes[0].receivers[1]: "nobody" is not a receiver of notify.receivers`}},
