@@ -48,7 +48,7 @@ func TestLoadNotify(t *testing.T) {
 	// No secret in any rendering of the config.
 	var logged strings.Builder
 	slog.New(slog.NewTextHandler(&logged, nil)).Info("config", "cfg", cfg, "receiver", ding, "url", ding.URL)
-	for _, s := range []string{fmt.Sprintf("%v", cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), fmt.Sprintf("%s", ding.URL), logged.String()} {
+	for _, s := range []string{fmt.Sprintf("%v", cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), fmt.Sprintf("url=%s", ding.URL), logged.String()} {
 		for _, secret := range []string{"tok-ding-123", "SEC-ding-456", "tok-feishu-789", "c2VjcmV0LXdlYmhvb2s"} {
 			if strings.Contains(s, secret) {
 				t.Errorf("secret %q printed: %s", secret, s)

@@ -137,13 +137,13 @@ func (c Config) withDefaults() Config {
 func (c Config) validate() error {
 	var errs []error
 	if c.JetStream == nil {
-		errs = append(errs, errors.New("JetStream: required"))
+		errs = append(errs, errors.New("config.JetStream: required"))
 	}
 	if c.Store == nil {
-		errs = append(errs, errors.New("Store: required"))
+		errs = append(errs, errors.New("config.Store: required"))
 	}
 	if len(c.Routes) == 0 {
-		errs = append(errs, errors.New("Routes: at least one is required"))
+		errs = append(errs, errors.New("config.Routes: at least one is required"))
 	}
 	receivers := map[string]bool{}
 	for _, r := range c.Receivers {
@@ -168,7 +168,7 @@ func (c Config) validate() error {
 		}
 	}
 	if c.AckWait < time.Second {
-		errs = append(errs, fmt.Errorf("AckWait: %s is shorter than 1s", c.AckWait))
+		errs = append(errs, fmt.Errorf("config.AckWait: %s is shorter than 1s", c.AckWait))
 	}
 	return errors.Join(errs...)
 }
