@@ -122,6 +122,12 @@ notify:
 	}
 	_ = first.Wait()
 	atKill := hook.Events()
+	var unacked int
+	if c, err := ns.js.Consumer(t.Context(), "OSSJOBS", notify.DefaultConsumerPrefix+"all"); err == nil {
+		if info, err := c.Info(t.Context()); err == nil {
+			unacked = info.NumAckPending
+		}
+	}
 	second := startNotifyProcess(t, file, secret)
 	st, err := store.Open(t.Context(), ns.dbURL, store.Config{})
 	if err != nil {
@@ -139,7 +145,8 @@ notify:
 		}
 	}
 	dups, distinct := duplicates(hook.EventIDs())
-	t.Logf("SIGKILL after %d of %d events; all %d delivered in %s; %d requests, %d duplicates", atKill, total, distinct, drained, hook.Requests(), dups)
+	t.Logf("SIGKILL after %d of %d events; all %d delivered in %s; %d requests, %d duplicates; %d messages were in the dead process's hands (unacknowledged), redelivered",
+		atKill, total, distinct, drained, hook.Requests(), dups, unacked)
 	// One request at a time per receiver: at most one was in flight.
 	if dups > 1 {
 		t.Errorf("%d duplicates after SIGKILL, want at most the 1 request in flight", dups)

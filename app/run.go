@@ -96,6 +96,16 @@ func (a *App) Run(ctx context.Context, ro RunOptions) error {
 		}
 		scheds[i] = s
 	}
+	if n := a.cfg.Notify; n != nil {
+		// A receiver or template the config cannot make fails run now,
+		// not quietly once NATS is connected.
+		if _, err := NotifyReceivers(n, a.opts.Notify.HTTPClient, a.opts.NowFunc); err != nil {
+			return err
+		}
+		if _, err := NotifyRoutes(n); err != nil {
+			return err
+		}
+	}
 	log := a.log.With("replica", ro.ReplicaID)
 	log.Info("ossjobwatch running", "targets", len(a.targets), "lease_ttl", ro.LeaseTTL)
 

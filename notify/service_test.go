@@ -265,6 +265,12 @@ func TestAckWaitsForEveryReceiver(t *testing.T) {
 			t.Errorf("bad's row %+v", r)
 		}
 	}
+	if age := testutil.ToFloat64(mustVec(t, b.reg, "ossjobwatch_notify_queue_age_seconds", map[string]string{"receiver": "bad"})); age < 5 {
+		t.Errorf("queue_age_seconds{bad} = %v while its events wait over 5s", age)
+	}
+	if age := testutil.ToFloat64(mustVec(t, b.reg, "ossjobwatch_notify_queue_age_seconds", map[string]string{"receiver": "good"})); age != 0 {
+		t.Errorf("queue_age_seconds{good} = %v with nothing waiting", age)
+	}
 	close(release)
 	waitFor(t, "bad served and r1 acknowledged", 10*time.Second, func() bool {
 		p, n := ackPending(t, b.js, "ossjobwatch-notify-r1")
