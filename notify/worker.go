@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"net/url"
 	"strings"
 	"sync"
@@ -250,14 +251,16 @@ func (w *worker) skipDelivered(ctx context.Context) bool {
 	return true
 }
 
-// take chooses the next request's events: up to MaxDigest, oldest first,
-// for a type that takes digests, else the oldest. It returns the message
-// and the deliveries it would make.
+// take chooses the next request's events. While the receiver's rate has
+// budget for every waiting event, the oldest goes alone; when more wait
+// than the budget allows, a type that takes digests gets them all in one
+// (up to MaxDigest), oldest first. It returns the message and the
+// deliveries it would make.
 func (w *worker) take() ([]*pending, Message, []store.DeliveryRef) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	n := 1
-	if w.rc.Digest {
+	if w.rc.Digest && len(w.queue) > 1+w.budget() {
 		n = w.s.cfg.MaxDigest
 	}
 	batch := append([]*pending(nil), w.queue[:min(n, len(w.queue))]...)
@@ -272,6 +275,17 @@ func (w *worker) take() ([]*pending, Message, []store.DeliveryRef) {
 		m.Template = batch[0].waiters[0].r.Template
 	}
 	return batch, m, refs
+}
+
+// budget is how many more requests the rates allow right now, besides
+// the one reserved.
+func (w *worker) budget() int {
+	b := math.MaxInt
+	now := time.Now()
+	for _, l := range w.limiters {
+		b = min(b, max(0, int(l.TokensAt(now))))
+	}
+	return b
 }
 
 // send makes one request with batch and records its outcome.
