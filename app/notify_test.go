@@ -305,6 +305,17 @@ func TestNotifyFaults(t *testing.T) {
 			t.Errorf("hook received %s %d times", id, c)
 		}
 	}
+	// The errors recorded name no secret.
+	for name, f := range map[string]*notifytest.Server{"ding": ding, "hook": hook, "hook2": hook2, "feishu": feishu} {
+		rows, _ := st.ReceiverDeliveries(t.Context(), name)
+		for _, r := range rows {
+			for _, secret := range []string{f.Token, f.Secret, f.URL} {
+				if secret != "" && strings.Contains(r.LastError, secret) {
+					t.Errorf("%s's last_error shows a secret: %s", name, r.LastError)
+				}
+			}
+		}
+	}
 	rows, _ := st.ReceiverDeliveries(t.Context(), "hook")
 	var retried int
 	for _, r := range rows {

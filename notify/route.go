@@ -80,7 +80,15 @@ func (r *route) consume(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			log.Warn("notify: consumer", "err", err)
+			// The iterator recovers on its own (a missed heartbeat, a
+			// reconnect); a pause keeps a lasting fault (the consumer
+			// deleted) from spinning.
+			log.Warn("notify: consumer", "consumer", r.s.ConsumerName(r.Name), "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
 			continue
 		}
 		r.dispatch(msg)

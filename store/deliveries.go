@@ -100,9 +100,9 @@ func (s *Store) RecordFailure(ctx context.Context, refs []DeliveryRef, at time.T
 }
 
 // RecordDelivered records, in one statement, that a receiver accepted one
-// request carrying refs: digest_size is len(refs), attempts go up by one,
-// last_error is cleared. A row delivered before keeps its first
-// delivered_at.
+// request carrying refs: digest_size is len(refs), attempts go up by one.
+// last_error keeps the last refusal, if any, for history. A row delivered
+// before keeps its first delivered_at.
 func (s *Store) RecordDelivered(ctx context.Context, refs []DeliveryRef, at time.Time) error {
 	if len(refs) == 0 {
 		return nil
@@ -113,7 +113,7 @@ func (s *Store) RecordDelivered(ctx context.Context, refs []DeliveryRef, at time
 		SELECT u.event_id, u.receiver, u.route, u.target, u.job_id, 1, $6, $6, $6, $7
 		FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(event_id, receiver, route, target, job_id)
 		ON CONFLICT (event_id, receiver) DO UPDATE
-		SET attempts = d.attempts + 1, last_error = NULL, last_attempt_at = excluded.last_attempt_at,
+		SET attempts = d.attempts + 1, last_attempt_at = excluded.last_attempt_at,
 		    delivered_at = coalesce(d.delivered_at, excluded.delivered_at),
 		    digest_size = CASE WHEN d.delivered_at IS NULL THEN excluded.digest_size ELSE d.digest_size END`,
 		ids, receivers, routes, targets, jobs, at, len(refs))

@@ -63,7 +63,7 @@ func TestDeliveries(t *testing.T) {
 		t.Fatalf("JobDeliveries = %+v, want 4 rows", ds)
 	}
 	d0 := ds[0]
-	if d0.EventID != ids[0] || d0.Receiver != "ding" || d0.Attempts != 4 || d0.LastError != "" || d0.DigestSize != 2 ||
+	if d0.EventID != ids[0] || d0.Receiver != "ding" || d0.Attempts != 4 || !strings.HasPrefix(d0.LastError, "éé") || d0.DigestSize != 2 ||
 		!d0.DeliveredAt.Equal(t0.Add(2*time.Minute)) || !d0.FirstAttemptAt.Equal(t0) || !d0.LastAttemptAt.Equal(t0.Add(time.Hour)) {
 		t.Errorf("first row = %+v", d0)
 	}
