@@ -232,7 +232,8 @@ func retryAfter(v string, now time.Time) time.Duration {
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := t.Sub(now); d > 0 {
-			return min(d, 24*time.Hour)
+			// Up to a whole second: the date has no fraction.
+			return min((d + time.Second - 1).Truncate(time.Second), 24*time.Hour)
 		}
 	}
 	return 0

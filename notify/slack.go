@@ -43,6 +43,9 @@ type slackText struct {
 	Type  string `json:"type"`
 	Text  string `json:"text"`
 	Emoji bool   `json:"emoji,omitempty"`
+	// Verbatim stops Slack from turning URLs, #channels and @mentions in
+	// user data into links and pings.
+	Verbatim bool `json:"verbatim,omitempty"`
 }
 
 type slackBlock struct {
@@ -65,9 +68,9 @@ func slackMessage(m Message) []byte {
 		if len(b.Blocks) == slackMaxBlocks-1 {
 			break // cannot happen within slackTextLimit; keep the footer anyway
 		}
-		b.Blocks = append(b.Blocks, slackBlock{Type: "section", Text: &slackText{Type: "mrkdwn", Text: sec}})
+		b.Blocks = append(b.Blocks, slackBlock{Type: "section", Text: &slackText{Type: "mrkdwn", Text: sec, Verbatim: true}})
 	}
-	b.Blocks = append(b.Blocks, slackBlock{Type: "context", Elements: []slackText{{Type: "mrkdwn", Text: c.Footer}}})
+	b.Blocks = append(b.Blocks, slackBlock{Type: "context", Elements: []slackText{{Type: "mrkdwn", Text: c.Footer, Verbatim: true}}})
 	return marshal(b)
 }
 
