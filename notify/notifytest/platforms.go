@@ -1,6 +1,7 @@
 package notifytest
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -47,7 +48,7 @@ func (s *Server) dingTalk(w http.ResponseWriter, r *http.Request, body []byte) (
 			return nil, false
 		}
 		want := hmacB64([]byte(s.Secret), []byte(q.Get("timestamp")+"\n"+s.Secret))
-		if q.Get("sign") != want {
+		if !hmac.Equal([]byte(q.Get("sign")), []byte(want)) {
 			writeJSON(w, http.StatusOK, `{"errcode":310000,"errmsg":"sign not match, more: [https://ding-doc.dingtalk.com/doc#/serverapi2/qf2nxq]"}`)
 			return nil, false
 		}
@@ -141,7 +142,7 @@ func (s *Server) feishu(w http.ResponseWriter, r *http.Request, body []byte) (*M
 	if s.Secret != "" {
 		sec, err := strconv.ParseInt(req.Timestamp, 10, 64)
 		want := hmacB64([]byte(req.Timestamp+"\n"+s.Secret), nil)
-		if err != nil || checkWindow(time.Unix(sec, 0), s.clock()) != nil || req.Sign != want {
+		if err != nil || checkWindow(time.Unix(sec, 0), s.clock()) != nil || !hmac.Equal([]byte(req.Sign), []byte(want)) {
 			writeJSON(w, http.StatusOK, `{"code":19021,"data":{},"msg":"sign match fail or timestamp is not within one hour from current time"}`)
 			return nil, false
 		}
@@ -359,7 +360,7 @@ func (s *Server) verifyStandardWebhook(id, tsHeader, sigHeader string, body []by
 	}
 	want := hmacB64(key, append([]byte(id+"."+tsHeader+"."), body...))
 	for _, sig := range strings.Fields(sigHeader) {
-		if v, b64, ok := strings.Cut(sig, ","); ok && v == "v1" && b64 == want {
+		if v, b64, ok := strings.Cut(sig, ","); ok && v == "v1" && hmac.Equal([]byte(b64), []byte(want)) {
 			return nil
 		}
 	}
