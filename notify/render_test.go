@@ -346,3 +346,18 @@ func TestWebhookTakesNoDigest(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestParseTemplate(t *testing.T) {
+	t.Parallel()
+	tmpl, err := notify.ParseTemplate("failures", "{{upper .Data.Status}} {{time .Data.ObservedAt}} {{time .Data.FailsAt}}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := texts(t, "wecom", body(t, "wecom", notify.Message{Events: []notify.Event{failedEvent(t)}, Template: tmpl}))
+	if !strings.Contains(text, "\nFAILED 2026-11-24 09:30:00 UTC -\n") {
+		t.Fatalf("got %q", text)
+	}
+	if _, err := notify.ParseTemplate("bad", "{{.Data"); err == nil || !strings.Contains(err.Error(), "route bad") {
+		t.Fatalf("got %v", err)
+	}
+}

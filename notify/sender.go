@@ -30,7 +30,7 @@ const replyBodyChars = 512
 // the request of rc.Type (see the contract's Notifications table) with hc
 // and judges the platform's answer. now is the clock of the signatures'
 // timestamps; nil means time.Now. hc nil means a client with
-// DefaultRequestTimeout.
+// DefaultRequestTimeout. A Sender is safe for concurrent use.
 func NewSender(rc ReceiverConfig, hc *http.Client, now func() time.Time) (Sender, error) {
 	if rc.Name == "" {
 		return nil, errors.New("receiver: empty name")
@@ -250,7 +250,9 @@ func newRedactor(rc ReceiverConfig) *strings.Replacer {
 		}
 	}
 	add(rc.URL)
-	add(rc.Secret)
+	if rc.Secret != "" { // whatever its length
+		olds = append(olds, rc.Secret, "[REDACTED]")
+	}
 	if rest, ok := strings.CutPrefix(rc.Secret, "whsec_"); ok {
 		add(rest)
 	}
