@@ -60,7 +60,7 @@ func compose(m Message, st style, limit int) composed {
 	budget := limit - st.measure(foot) - st.measure(st.sep)
 	var lines []string
 	if m.Template != nil {
-		text, err := renderTemplate(m.Template, e)
+		text, err := renderTemplate(m.Template, e, st.esc)
 		if err != nil {
 			// The message still goes out (nothing is dropped), in the
 			// default form, saying what is wrong with the template: it

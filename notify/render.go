@@ -300,8 +300,14 @@ func digestSeverity(evs []Event) severity {
 	return worst
 }
 
-// renderTemplate runs a route's template over the event.
-func renderTemplate(t *template.Template, e Event) (string, error) {
+// renderTemplate runs a route's template over the event, its "esc"
+// function bound to the platform's escaper.
+func renderTemplate(t *template.Template, e Event, esc func(string) string) (string, error) {
+	t, err := t.Clone()
+	if err != nil {
+		return "", err
+	}
+	t.Funcs(template.FuncMap{"esc": esc})
 	var b strings.Builder
 	if err := t.Execute(&b, e); err != nil {
 		return "", err

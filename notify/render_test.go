@@ -349,12 +349,12 @@ func TestWebhookTakesNoDigest(t *testing.T) {
 
 func TestParseTemplate(t *testing.T) {
 	t.Parallel()
-	tmpl, err := notify.ParseTemplate("failures", "{{upper .Data.Status}} {{time .Data.ObservedAt}} {{time .Data.FailsAt}}")
+	tmpl, err := notify.ParseTemplate("failures", "{{upper .Data.Status}} {{time .Data.ObservedAt}} {{time .Data.FailsAt}} {{esc .Data.Description}}")
 	if err != nil {
 		t.Fatal(err)
 	}
 	text := texts(t, "wecom", body(t, "wecom", notify.Message{Events: []notify.Event{failedEvent(t)}, Template: tmpl}))
-	if !strings.Contains(text, "\nFAILED 2026-11-24 09:30:00 UTC -\n") {
+	if !strings.Contains(text, "\nFAILED 2026-11-24 09:30:00 UTC - Tag &lt;archive&gt; &amp; logs\n") {
 		t.Fatalf("got %q", text)
 	}
 	if _, err := notify.ParseTemplate("bad", "{{.Data"); err == nil || !strings.Contains(err.Error(), "route bad") {

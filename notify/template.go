@@ -12,11 +12,13 @@ import (
 // receiver's markup (DingTalk/WeCom markdown, Feishu lark_md, Slack
 // mrkdwn). Missing map keys are errors, and these functions are defined:
 //
+//	esc     escapes user data for the receiver's markup (a job id or a
+//	        description can hold anything, markup included)
 //	time    formats a time.Time or *time.Time as "2006-01-02 15:04:05 UTC"
 //	join    strings.Join
 //	upper   strings.ToUpper
 //
-// Example: "{{.Data.JobID}}: {{.Data.PreviousStatus}} → {{.Data.Status}} at {{time .Data.ObservedAt}}".
+// Example: "{{esc .Data.JobID}}: {{.Data.PreviousStatus}} → {{.Data.Status}} at {{time .Data.ObservedAt}}".
 // A template that fails on an event does not stop the message: it goes
 // out in the default form with a "Template error" line.
 func ParseTemplate(name, text string) (*template.Template, error) {
@@ -33,6 +35,8 @@ func ParseTemplate(name, text string) (*template.Template, error) {
 			}
 			return fmt.Sprint(v)
 		},
+		// esc is bound to the receiver's escaper when the template runs.
+		"esc":   func(s string) string { return s },
 		"join":  strings.Join,
 		"upper": strings.ToUpper,
 	}).Parse(text)
