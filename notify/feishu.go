@@ -99,8 +99,9 @@ func feishuMessage(m Message, timestamp, sign string) []byte {
 		b := feishuBody{Timestamp: timestamp, Sign: sign, MsgType: "interactive"}
 		b.Card.Config.WideScreenMode = true
 		b.Card.Header.Template = feishuColour(c.Severity)
-		// The header is plain text: user data needs no escaping there.
-		b.Card.Header.Title = feishuText{Tag: "plain_text", Content: cutRunes(c.Title, 100)}
+		// The header is plain text: user data needs no escaping there. Its
+		// colour says what an icon would, and a red ❌ on red is unreadable.
+		b.Card.Header.Title = feishuText{Tag: "plain_text", Content: cutRunes(c.Plain, 100)}
 		b.Card.Elements = []feishuElement{
 			{Tag: "div", Text: &feishuText{Tag: "lark_md", Content: c.Body}},
 			{Tag: "hr"},

@@ -29,7 +29,10 @@ func (st style) measure(s string) int {
 // notification preview or card header), the marked-up body, and how bad
 // it is (a card's colour).
 type composed struct {
-	Title    string
+	Title string
+	// Plain is Title without its leading icon, for a header whose colour
+	// already says it (Feishu's card).
+	Plain    string
 	Body     string
 	Footer   string
 	Severity severity
@@ -50,7 +53,7 @@ func compose(m Message, st style, limit int) composed {
 	}
 	e := evs[0]
 	s := summarize(e)
-	c := composed{Title: title(s), Severity: s.Severity}
+	c := composed{Title: s.Icon + " " + plainTitle(s), Plain: plainTitle(s), Severity: s.Severity}
 	var head []string
 	if st.heading != nil {
 		head = append(head, st.heading(st.esc(c.Title)))
@@ -87,7 +90,7 @@ func compose(m Message, st style, limit int) composed {
 }
 
 func composeDigest(evs []Event, st style, limit int) composed {
-	c := composed{Title: "📋 " + digestTitle(evs), Severity: digestSeverity(evs), Digest: true}
+	c := composed{Title: "📋 " + digestTitle(evs), Plain: digestTitle(evs), Severity: digestSeverity(evs), Digest: true}
 	var head []string
 	if st.heading != nil {
 		head = append(head, st.heading(st.esc(c.Title)))
@@ -103,7 +106,7 @@ func composeDigest(evs []Event, st style, limit int) composed {
 	return c
 }
 
-func title(s summary) string { return s.Icon + " " + s.Headline + " · " + s.Target }
+func plainTitle(s summary) string { return s.Headline + " · " + s.Target }
 
 func moreLines(n int) string  { return moreLine(n, "line") }
 func moreEvents(n int) string { return moreLine(n, "event") }

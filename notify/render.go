@@ -270,7 +270,7 @@ func digestLine(e Event) string {
 	if d.Description != "" {
 		line += " (" + cutRunes(d.Description, 60) + ")"
 	}
-	line += fmt.Sprintf(" · %d/%d/%d", d.Tasks.Succeeded, d.Tasks.Failed, d.Tasks.Total)
+	line += fmt.Sprintf(" · tasks %d ok, %d failed / %d", d.Tasks.Succeeded, d.Tasks.Failed, d.Tasks.Total)
 	if len(d.FailureReasons) > 0 {
 		line += " · " + d.FailureReasons[0].Code
 	}
