@@ -116,7 +116,7 @@ type Server struct {
 	Token string
 
 	srv    *httptest.Server
-	handle func(w http.ResponseWriter, r *http.Request, body []byte) (*Message, bool)
+	handle handlerFunc
 
 	mu       sync.Mutex
 	now      func() time.Time
@@ -130,10 +130,18 @@ type Server struct {
 	changed  chan struct{}
 }
 
-func newServer(t testing.TB, typ, secret, token string) *Server {
+// handlerFunc judges one request after the faults: the message to record
+// and true, or false once it has written a refusal.
+type handlerFunc = func(http.ResponseWriter, *http.Request, []byte) (*Message, bool)
+
+// newServer starts a fake whose handler is handle; path is appended to
+// the server's address to make URL.
+func newServer(t testing.TB, typ, secret, token string, handle func(*Server) handlerFunc, path string) *Server {
 	t.Helper()
 	s := &Server{Type: typ, Secret: secret, Token: token, now: time.Now, changed: make(chan struct{})}
+	s.handle = handle(s)
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.URL = s.srv.URL + path
 	t.Cleanup(s.srv.Close)
 	return s
 }

@@ -29,11 +29,11 @@ func randomToken() string {
 // (and text), refuses a markdown text over 20,000 bytes, and answers
 // errcode 0 with HTTP 200.
 func NewDingTalk(t testing.TB, secret string) *Server {
-	s := newServer(t, notify.TypeDingTalk, secret, randomToken())
-	s.URL = s.srv.URL + "/robot/send?access_token=" + s.Token
-	s.handle = s.dingTalk
-	return s
+	token := randomToken()
+	return newServer(t, notify.TypeDingTalk, secret, token, (*Server).dingTalkHandler, "/robot/send?access_token="+token)
 }
+
+func (s *Server) dingTalkHandler() handlerFunc { return s.dingTalk }
 
 func (s *Server) dingTalk(w http.ResponseWriter, r *http.Request, body []byte) (*Message, bool) {
 	q := r.URL.Query()
@@ -97,11 +97,11 @@ func (s *Server) dingTalk(w http.ResponseWriter, r *http.Request, body []byte) (
 // a header and elements) and text, refuses bodies over 20 KB (code 9499),
 // and answers code 0.
 func NewFeishu(t testing.TB, secret string) *Server {
-	s := newServer(t, notify.TypeFeishu, secret, randomToken())
-	s.URL = s.srv.URL + "/open-apis/bot/v2/hook/" + s.Token
-	s.handle = s.feishu
-	return s
+	token := randomToken()
+	return newServer(t, notify.TypeFeishu, secret, token, (*Server).feishuHandler, "/open-apis/bot/v2/hook/"+token)
 }
+
+func (s *Server) feishuHandler() handlerFunc { return s.feishu }
 
 func (s *Server) feishu(w http.ResponseWriter, r *http.Request, body []byte) (*Message, bool) {
 	if r.URL.Path != "/open-apis/bot/v2/hook/"+s.Token {
@@ -180,11 +180,11 @@ func (s *Server) feishu(w http.ResponseWriter, r *http.Request, body []byte) (*M
 // It takes msgtype markdown (and text), refuses markdown content over 4096
 // bytes (errcode 40058) and answers errcode 0.
 func NewWeCom(t testing.TB) *Server {
-	s := newServer(t, notify.TypeWeCom, "", randomToken())
-	s.URL = s.srv.URL + "/cgi-bin/webhook/send?key=" + s.Token
-	s.handle = s.weCom
-	return s
+	token := randomToken()
+	return newServer(t, notify.TypeWeCom, "", token, (*Server).weComHandler, "/cgi-bin/webhook/send?key="+token)
 }
+
+func (s *Server) weComHandler() handlerFunc { return s.weCom }
 
 func (s *Server) weCom(w http.ResponseWriter, r *http.Request, body []byte) (*Message, bool) {
 	if r.URL.Path != "/cgi-bin/webhook/send" || r.URL.Query().Get("key") != s.Token {
@@ -234,11 +234,11 @@ func (s *Server) weCom(w http.ResponseWriter, r *http.Request, body []byte) (*Me
 // over 3000 characters or a header over 150 (HTTP 400 invalid_blocks),
 // and answers HTTP 200 "ok".
 func NewSlack(t testing.TB) *Server {
-	s := newServer(t, notify.TypeSlack, "", randomToken())
-	s.URL = s.srv.URL + "/services/T0001/B0001/" + s.Token
-	s.handle = s.slack
-	return s
+	token := randomToken()
+	return newServer(t, notify.TypeSlack, "", token, (*Server).slackHandler, "/services/T0001/B0001/"+token)
 }
+
+func (s *Server) slackHandler() handlerFunc { return s.slack }
 
 func (s *Server) slack(w http.ResponseWriter, r *http.Request, body []byte) (*Message, bool) {
 	if r.URL.Path != "/services/T0001/B0001/"+s.Token {
@@ -297,15 +297,14 @@ func (s *Server) slack(w http.ResponseWriter, r *http.Request, body []byte) (*Me
 // requires Content-Type application/cloudevents+json, webhook-id equal to
 // the event's id, and answers HTTP 204.
 func NewWebhook(t testing.TB, secret string) *Server {
-	s := newServer(t, notify.TypeWebhook, secret, "")
-	s.URL = s.srv.URL + "/hooks/ossjobwatch"
-	s.handle = s.webhook
-	return s
+	return newServer(t, notify.TypeWebhook, secret, "", (*Server).webhookHandler, "/hooks/ossjobwatch")
 }
 
 // WebhookTolerance is how far webhook-timestamp may be from the fake's
 // clock: the Standard Webhooks libraries' 5 minutes.
 const WebhookTolerance = 5 * time.Minute
+
+func (s *Server) webhookHandler() handlerFunc { return s.webhook }
 
 func (s *Server) webhook(w http.ResponseWriter, r *http.Request, body []byte) (*Message, bool) {
 	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/cloudevents+json") {
