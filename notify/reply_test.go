@@ -210,3 +210,25 @@ func TestRepliesAreRedacted(t *testing.T) {
 		}
 	}
 }
+
+func TestSecrets(t *testing.T) {
+	t.Parallel()
+	got := notify.Secrets(notify.ReceiverConfig{
+		URL:    "https://oapi.dingtalk.com/robot/send?access_token=0123456789abcdef",
+		Secret: "whsec_c2VjcmV0",
+	})
+	want := []string{
+		"https://oapi.dingtalk.com/robot/send?access_token=0123456789abcdef",
+		"access_token=0123456789abcdef",
+		"0123456789abcdef",
+		"whsec_c2VjcmV0",
+		"c2VjcmV0",
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	got = notify.Secrets(notify.ReceiverConfig{URL: "https://hooks.slack.com/services/T0001/B0001/XXXXXXXXXXXXXXXXXXXXXXXX"})
+	if len(got) != 2 || got[1] != "XXXXXXXXXXXXXXXXXXXXXXXX" {
+		t.Fatalf("slack: %q", got)
+	}
+}

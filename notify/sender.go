@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -239,36 +240,48 @@ func retryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
-// newRedactor replaces the receiver's URL, the values of its query (a
-// DingTalk access_token, a WeCom key), its path's last segments (a Feishu
-// hook token, a Slack webhook's path) and its secret with "[REDACTED]".
-func newRedactor(rc ReceiverConfig) *strings.Replacer {
-	var olds []string
-	add := func(s string) {
-		if len(s) >= 6 { // shorter strings would redact ordinary words
-			olds = append(olds, s, "[REDACTED]")
+// Secrets are the strings of a receiver's config that must never reach a
+// log, an error or the database: its URL, the values of the URL's query
+// (a DingTalk access_token, a WeCom key), the long segments of its path (a
+// Feishu hook token, a Slack webhook's path), and its secret (also without
+// its "whsec_" prefix). Longest first, so a replacer built from them
+// replaces a URL whole before its parts.
+func Secrets(rc ReceiverConfig) []string {
+	var out []string
+	add := func(s string, minLen int) {
+		if len(s) >= minLen && !slices.Contains(out, s) {
+			out = append(out, s)
 		}
 	}
-	add(rc.URL)
-	if rc.Secret != "" { // whatever its length
-		olds = append(olds, rc.Secret, "[REDACTED]")
-	}
+	// Parts of the URL shorter than this are words ("robot", "send"),
+	// not credentials.
+	const minPart = 6
+	add(rc.URL, 1)
+	add(rc.Secret, 1) // whatever its length
 	if rest, ok := strings.CutPrefix(rc.Secret, "whsec_"); ok {
-		add(rest)
+		add(rest, 1)
 	}
 	if u, err := url.Parse(rc.URL); err == nil {
+		add(u.RawQuery, minPart)
 		for _, vs := range u.Query() {
 			for _, v := range vs {
-				add(v)
-				add(url.QueryEscape(v))
+				add(v, minPart)
+				add(url.QueryEscape(v), minPart)
 			}
 		}
-		add(u.RawQuery)
 		for _, seg := range strings.Split(u.Path, "/") {
-			if len(seg) >= 16 { // tokens, not words like "robot" or "send"
-				add(seg)
-			}
+			add(seg, 16)
 		}
+	}
+	slices.SortStableFunc(out, func(a, b string) int { return len(b) - len(a) })
+	return out
+}
+
+// newRedactor replaces each of the receiver's Secrets with "[REDACTED]".
+func newRedactor(rc ReceiverConfig) *strings.Replacer {
+	var olds []string
+	for _, s := range Secrets(rc) {
+		olds = append(olds, s, "[REDACTED]")
 	}
 	return strings.NewReplacer(olds...)
 }
