@@ -70,6 +70,8 @@ func TestReplyClassification(t *testing.T) {
 		{"slack invalid", "slack", 400, nil, `invalid_payload`, want{reason: "http_4xx", slow: true}},
 		{"slack archived", "slack", 410, nil, `channel_is_archived`, want{reason: "http_4xx", slow: true}},
 		{"slack 500", "slack", 500, nil, `rollup_error`, want{reason: "http_5xx"}},
+		{"slack 200 not ok", "slack", 200, nil, `<html>portal</html>`, want{reason: "rejected", slow: true}},
+		{"slack 204", "slack", 204, nil, ``, want{reason: "rejected", slow: true}},
 		// Webhook: any 2xx.
 		{"webhook 204", "webhook", 204, nil, ``, want{ok: true}},
 		{"webhook 202", "webhook", 202, nil, `queued`, want{ok: true}},

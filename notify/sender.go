@@ -47,6 +47,7 @@ func NewSender(rc ReceiverConfig, hc *http.Client, now func() time.Time) (Sender
 	if hc == nil {
 		hc = &http.Client{Timeout: DefaultRequestTimeout}
 	}
+	hc = noRedirects(hc)
 	if now == nil {
 		now = time.Now
 	}
@@ -74,6 +75,16 @@ func NewSender(rc ReceiverConfig, hc *http.Client, now func() time.Time) (Sender
 		return &webhook{base: b, key: key}, nil
 	}
 	return nil, fmt.Errorf("receiver %s: unknown type %q (want one of %s)", rc.Name, rc.Type, strings.Join(Types, ", "))
+}
+
+// noRedirects is a copy of hc that never follows a redirect: a 301/302
+// would turn the POST into a bodiless GET whose 2xx looks like a delivery,
+// and a 307/308 would forward the signed body to a host nobody configured.
+// A redirect is answered as a failure (see httpError).
+func noRedirects(hc *http.Client) *http.Client {
+	c := *hc
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &c
 }
 
 // Digestible reports whether a receiver type may get a digest, one request
@@ -189,8 +200,10 @@ func (b *base) excerpt(body []byte) string {
 
 // httpError judges a reply by its HTTP status alone: nil for 2xx, else a
 // *SendError. 429 is "throttled"; 5xx "http_5xx"; 408 "timeout"; 413
-// "too_large"; other 4xx "http_4xx", slow, since a person must fix it.
-// Retry-After is honoured on every failure that has it.
+// "too_large"; other 4xx "http_4xx", slow, since a person must fix it;
+// 3xx "redirected", slow too: redirects are not followed (see
+// noRedirects), so someone must configure the new URL. Retry-After is
+// honoured on every failure that has it.
 func (b *base) httpError(rp reply) *SendError {
 	if rp.status >= 200 && rp.status < 300 {
 		return nil
@@ -208,7 +221,13 @@ func (b *base) httpError(rp reply) *SendError {
 		e.Reason = "http_5xx"
 	case rp.status >= 400:
 		e.Slow = true
-	default: // 1xx, 3xx: the client follows redirects, so this is odd.
+	case rp.status >= 300:
+		// The body and the Location may hold another host's tokens: name
+		// only the host.
+		e.Reason, e.Slow = "redirected", true
+		e.Err = errors.New(b.redirectTarget(rp.header.Get("Location")))
+		return e
+	default: // 1xx as a final answer: odd.
 		e.Reason = "rejected"
 	}
 	e.RetryAfter = retryAfter(rp.header.Get("Retry-After"), b.now())
@@ -216,6 +235,21 @@ func (b *base) httpError(rp reply) *SendError {
 		e.Err = errors.New(body)
 	}
 	return e
+}
+
+// redirectTarget says where a redirect points, naming only the host of
+// its Location (redacted, in case it is the receiver's own).
+func (b *base) redirectTarget(location string) string {
+	u, err := url.Parse(strings.TrimSpace(location))
+	switch {
+	case location == "":
+		return "redirect without a Location; redirects are not followed"
+	case err != nil:
+		return "redirect to an unreadable Location; redirects are not followed"
+	case u.Host == "":
+		return "redirect to another path of the same host; redirects are not followed, configure the new URL"
+	}
+	return "redirect to host " + b.redact.Replace(u.Host) + "; redirects are not followed, configure the new URL"
 }
 
 // retryAfter reads a Retry-After header: delay-seconds or an HTTP-date
