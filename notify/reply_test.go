@@ -234,3 +234,33 @@ func TestSecrets(t *testing.T) {
 		t.Fatalf("slack: %q", got)
 	}
 }
+
+// TestReplyExcerptRedactsBeforeCutting: a token echoed across the point
+// where a reply's excerpt is cut must not leak its first characters.
+func TestReplyExcerptRedactsBeforeCutting(t *testing.T) {
+	t.Parallel()
+	const token = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	for pad := 430; pad < 520; pad += 7 {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(400)
+			_, _ = io.WriteString(w, strings.Repeat("x", pad)+" bad url "+r.URL.String())
+		}))
+		s, _ := notify.NewSender(notify.ReceiverConfig{Name: "d", Type: "dingtalk", URL: srv.URL + "/robot/send?access_token=" + token}, nil, nil)
+		_, err := s.Send(context.Background(), notify.Message{Events: []notify.Event{notify.SampleEvent(time.Now())}})
+		srv.Close()
+		if err == nil {
+			t.Fatal("want an error")
+		}
+		msg := err.Error()
+		if i := strings.LastIndex(msg, "access_token="); i >= 0 {
+			if tail := msg[i+len("access_token="):]; len(tail) >= 4 && strings.HasPrefix(token, tail) {
+				t.Fatalf("pad %d: error leaks the first %d characters of the token: %q", pad, len(tail), tail)
+			}
+		}
+		for n := 8; n <= len(token); n += 8 {
+			if strings.Contains(msg, token[:n]) {
+				t.Fatalf("pad %d: error holds %q", pad, token[:n])
+			}
+		}
+	}
+}

@@ -190,12 +190,12 @@ func (b *base) okReply(rp reply) Reply {
 	return Reply{Status: rp.status, Body: b.excerpt(rp.body)}
 }
 
-// excerpt is the start of a reply's body, cut on a UTF-8 boundary and
-// redacted (a platform may echo the request).
+// excerpt is the start of a reply's body, redacted (a platform may echo
+// the request), then cut on a UTF-8 boundary. Redacting first matters: a
+// cut through a token would leave a prefix no redactor recognises.
 func (b *base) excerpt(body []byte) string {
-	s := strings.TrimSpace(string(body))
-	s = cutBytes(s, replyBodyChars)
-	return b.redact.Replace(s)
+	s := b.redact.Replace(strings.TrimSpace(string(body)))
+	return cutBytes(s, replyBodyChars)
 }
 
 // httpError judges a reply by its HTTP status alone: nil for 2xx, else a
