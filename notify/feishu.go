@@ -34,6 +34,10 @@ const (
 	// feishuTextLimit is the first budget of the card's markdown; it
 	// shrinks until the body fits feishuBodyLimit.
 	feishuTextLimit = 18000
+	// feishuMinText is the smallest budget the shrinking goes to: room
+	// for the fields. (A cleaned text at most doubles in JSON, so the
+	// body fits long before.)
+	feishuMinText = 4096
 )
 
 var feishuStyle = style{
@@ -92,6 +96,11 @@ func feishuColour(s severity) string {
 
 // feishuMessage is the request body of m; timestamp and sign are empty
 // when unsigned.
+//
+// The text's budget is in bytes before JSON encoding, the body's limit
+// after: the budget shrinks in proportion to how much the body is over
+// (escaping can double a text), never below feishuMinText, so the card
+// keeps its fields however the user data escapes.
 func feishuMessage(m Message, timestamp, sign string) []byte {
 	budget := feishuTextLimit
 	for {
@@ -108,10 +117,14 @@ func feishuMessage(m Message, timestamp, sign string) []byte {
 			{Tag: "note", Elements: []feishuText{{Tag: "lark_md", Content: c.Footer}}},
 		}
 		body := marshal(b)
-		if len(body) <= feishuBodyLimit || budget < 1024 {
+		if len(body) <= feishuBodyLimit || budget <= feishuMinText {
 			return body
 		}
-		budget -= len(body) - feishuBodyLimit + 512
+		// The body holds the text's JSON form and a little more, so
+		// scaling by the whole body's excess undershoots a little, never
+		// overshoots.
+		next := int(int64(budget) * (feishuBodyLimit - 256) / int64(len(body)))
+		budget = max(min(next, budget-256), feishuMinText)
 	}
 }
 

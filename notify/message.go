@@ -53,7 +53,9 @@ func compose(m Message, st style, limit int) composed {
 	}
 	e := evs[0]
 	s := summarize(e)
-	c := composed{Title: s.Icon + " " + plainTitle(s), Plain: plainTitle(s), Severity: s.Severity}
+	// Titles are plain text (a notification preview, a card header) but
+	// hold user data: cleaned, not escaped.
+	c := composed{Title: clean(s.Icon + " " + plainTitle(s)), Plain: clean(plainTitle(s)), Severity: s.Severity}
 	var head []string
 	if st.heading != nil {
 		head = append(head, st.heading(st.esc(c.Title)))
@@ -70,8 +72,9 @@ func compose(m Message, st style, limit int) composed {
 			// would fail the same way on every retry.
 			lines = append(lines, st.bold("Template error")+": "+st.esc(err.Error()))
 		} else {
-			// The template's output is the operator's markup: not escaped.
-			lines = append(lines, strings.Split(strings.TrimRight(text, "\n"), "\n")...)
+			// The template's output is the operator's markup: not escaped,
+			// only cleaned.
+			lines = append(lines, strings.Split(strings.TrimRight(clean(text), "\n"), "\n")...)
 			c.Body = fitLines(head, lines, "\n", budget, st.size, moreLines)
 			return c
 		}
@@ -90,7 +93,7 @@ func compose(m Message, st style, limit int) composed {
 }
 
 func composeDigest(evs []Event, st style, limit int) composed {
-	c := composed{Title: "📋 " + digestTitle(evs), Plain: digestTitle(evs), Severity: digestSeverity(evs), Digest: true}
+	c := composed{Title: clean("📋 " + digestTitle(evs)), Plain: clean(digestTitle(evs)), Severity: digestSeverity(evs), Digest: true}
 	var head []string
 	if st.heading != nil {
 		head = append(head, st.heading(st.esc(c.Title)))
@@ -128,7 +131,7 @@ var mdEscaper = strings.NewReplacer(
 	"\r", "", "\n", " ",
 )
 
-func mdEsc(s string) string { return mdEscaper.Replace(s) }
+func mdEsc(s string) string { return mdEscaper.Replace(clean(s)) }
 
 // larkEscaper escapes Feishu card markdown (lark_md) with HTML entities,
 // the escapes Feishu's card documentation lists for its special characters.
@@ -140,10 +143,39 @@ var larkEscaper = strings.NewReplacer(
 	"\r", "", "\n", " ",
 )
 
-func larkEsc(s string) string { return larkEscaper.Replace(s) }
+func larkEsc(s string) string { return larkEscaper.Replace(clean(s)) }
 
 // slackEscaper escapes the three characters Slack's mrkdwn reserves
 // (&, <, >: "Escaping text" in Slack's formatting reference).
 var slackEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "\r", "", "\n", " ")
 
-func slackEsc(s string) string { return slackEscaper.Replace(s) }
+func slackEsc(s string) string { return slackEscaper.Replace(clean(s)) }
+
+// clean makes user data safe to measure: invalid UTF-8 becomes U+FFFD (JSON
+// would do it on the wire, making a byte three), C0 control characters and
+// DEL go (JSON spells each \u00XX, six bytes, and no platform shows them)
+// except tab and line ends, which the escapers handle, and U+2028/U+2029
+// become line ends (JSON spells them \u2028). After clean, a text's JSON
+// form is at most twice its size (a '"' is '\"').
+func clean(s string) string {
+	dirty := !utf8.ValidString(s)
+	for i := 0; i < len(s) && !dirty; i++ {
+		c := s[i]
+		dirty = (c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f || c == 0xe2
+	}
+	if !dirty {
+		return s
+	}
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\t' || r == '\n' || r == '\r':
+			return r
+		case r < 0x20 || r == 0x7f:
+			return -1
+		case r == '\u2028' || r == '\u2029':
+			return '\n'
+		}
+		return r
+	}, s)
+}
