@@ -2,6 +2,7 @@ package notify_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -73,6 +74,36 @@ func TestFeishuCardShrinksInProportion(t *testing.T) {
 			if !strings.Contains(text, want) {
 				t.Errorf("%s: the card lost %q:\n%.600s", name, want, text)
 			}
+		}
+	}
+}
+
+// TestLongTitleIsCut: a status (raw data from OSS) or target of any length
+// must not push the heading past a platform's limit.
+func TestLongTitleIsCut(t *testing.T) {
+	t.Parallel()
+	e := failedEvent(t)
+	e.Data.Status = strings.Repeat("X", 5000)
+	amp := failedEvent(t)
+	amp.Data.Target = strings.Repeat("&", 3000) // escaped as &amp;: five times longer
+	for name, ev := range map[string]notify.Event{"long status": e, "escaped target": amp} {
+		for _, typ := range []string{"dingtalk", "feishu", "wecom", "slack"} {
+			b := body(t, typ, notify.Message{Events: []notify.Event{ev}})
+			text := texts(t, typ, b)
+			if typ == "wecom" && len(text) > 4096 {
+				t.Errorf("%s: wecom content %d bytes, over 4096", name, len(text))
+			}
+			if !strings.Contains(text, "**Job**") && !strings.Contains(text, "*Job*") {
+				t.Errorf("%s: %s: the heading crowded out the fields:\n%.300s", name, typ, text)
+			}
+			if !strings.Contains(text, "event 01937a2e-1111-7000-8000-000000000001") {
+				t.Errorf("%s: %s: the footer is gone", name, typ)
+			}
+		}
+		var v struct{ Markdown struct{ Title string } }
+		_ = json.Unmarshal(body(t, "dingtalk", notify.Message{Events: []notify.Event{ev}}), &v)
+		if n := utf8.RuneCountInString(v.Markdown.Title); n > 200 {
+			t.Errorf("%s: dingtalk title %d characters", name, n)
 		}
 	}
 }

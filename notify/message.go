@@ -55,11 +55,8 @@ func compose(m Message, st style, limit int) composed {
 	s := summarize(e)
 	// Titles are plain text (a notification preview, a card header) but
 	// hold user data: cleaned, not escaped.
-	c := composed{Title: clean(s.Icon + " " + plainTitle(s)), Plain: clean(plainTitle(s)), Severity: s.Severity}
-	var head []string
-	if st.heading != nil {
-		head = append(head, st.heading(st.esc(c.Title)))
-	}
+	c := composed{Title: cutTitle(s.Icon + " " + plainTitle(s)), Plain: cutTitle(plainTitle(s)), Severity: s.Severity}
+	head := st.head(c.Title, limit)
 	foot := st.small(st.esc(s.Footer))
 	c.Footer = foot
 	budget := limit - st.measure(foot) - st.measure(st.sep)
@@ -93,11 +90,8 @@ func compose(m Message, st style, limit int) composed {
 }
 
 func composeDigest(evs []Event, st style, limit int) composed {
-	c := composed{Title: clean("📋 " + digestTitle(evs)), Plain: clean(digestTitle(evs)), Severity: digestSeverity(evs), Digest: true}
-	var head []string
-	if st.heading != nil {
-		head = append(head, st.heading(st.esc(c.Title)))
-	}
+	c := composed{Title: cutTitle("📋 " + digestTitle(evs)), Plain: cutTitle(digestTitle(evs)), Severity: digestSeverity(evs), Digest: true}
+	head := st.head(c.Title, limit)
 	lines := make([]string, len(evs))
 	for i, e := range evs {
 		lines[i] = st.bullet + st.esc(digestLine(e))
@@ -110,6 +104,25 @@ func composeDigest(evs []Event, st style, limit int) composed {
 }
 
 func plainTitle(s summary) string { return s.Headline + " · " + s.Target }
+
+// titleRunes bounds a title: it holds a status and a target name, raw
+// data of any length, and is shown whole in a notification preview.
+const titleRunes = 200
+
+// cutTitle cleans a plain-text title (user data, not escaped) and cuts it
+// to titleRunes.
+func cutTitle(s string) string { return cutRunes(clean(s), titleRunes) }
+
+// head is the heading line of a text within limit, if the platform has
+// one: the title, escaped, cut so the heading takes at most an eighth of
+// the limit (escaping can make a title five times longer).
+func (st style) head(title string, limit int) []string {
+	if st.heading == nil {
+		return nil
+	}
+	size := func(s string) int { return st.measure(st.heading(st.esc(s))) }
+	return []string{st.heading(st.esc(ellipsizeBy(title, limit/8, size)))}
+}
 
 func moreLines(n int) string  { return moreLine(n, "line") }
 func moreEvents(n int) string { return moreLine(n, "event") }
