@@ -308,11 +308,11 @@ func renderTemplate(t *template.Template, e Event, esc func(string) string) (str
 		return "", err
 	}
 	t.Funcs(template.FuncMap{"esc": esc})
-	var b strings.Builder
-	if err := t.Execute(&b, e); err != nil {
+	w := &limitedWriter{n: templateOutputLimit}
+	if err := t.Execute(w, e); err != nil {
 		return "", err
 	}
-	return b.String(), nil
+	return w.b.String(), nil
 }
 
 // cutBytes cuts s to at most n bytes on a UTF-8 boundary.

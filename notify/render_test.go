@@ -361,3 +361,35 @@ func TestParseTemplate(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestParseTemplateRunsOnSample: a template that cannot render the sample
+// event (a misspelt field, a runaway range) fails config loading with a
+// message naming the route and the fault, instead of every message
+// carrying a "Template error" line.
+func TestParseTemplateRunsOnSample(t *testing.T) {
+	t.Parallel()
+	for text, want := range map[string]string{
+		"{{.Data.Jobid}}":                    "Jobid",
+		"{{range 3000000}}xxxxxxxxxx{{end}}": "output over",
+		`{{index .Data.FailureReasons 0 | printf "%v"}} {{.NoSuchAttr}}`: "NoSuchAttr",
+	} {
+		_, err := notify.ParseTemplate("failures", text)
+		if err == nil || !strings.Contains(err.Error(), "route failures") || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v, want an error naming the route and %q", text, err, want)
+		}
+	}
+	if _, err := notify.ParseTemplate("ok", "{{esc .Data.JobID}} {{join (list) \",\"}}"); err == nil {
+		t.Error("an undefined function should fail")
+	}
+}
+
+// TestTemplateOutputIsBounded: a template that writes without end stops
+// early and the message goes out in the default form with a note.
+func TestTemplateOutputIsBounded(t *testing.T) {
+	t.Parallel()
+	huge := template.Must(template.New("r").Parse(`{{range 3000000}}xxxxxxxxxx{{end}}`))
+	text := texts(t, "dingtalk", body(t, "dingtalk", notify.Message{Events: []notify.Event{failedEvent(t)}, Template: huge}))
+	if !strings.Contains(text, "Template error") || !strings.Contains(text, "output over") || !strings.Contains(text, "Active → Failed") {
+		t.Fatalf("want the default text with a template error line:\n%.800s", text)
+	}
+}
