@@ -20,7 +20,9 @@ import (
 //     + secret, message = empty)); failure is code 19021 "sign match fail
 //     or timestamp is not within one hour from current time".
 //   - keywords ("自定义关键词") failure is code 19024 "Key Words Not Found";
-//     IP allow-list failure is 19022 "Ip Not Allowed".
+//     IP allow-list failure is 19022 "Ip Not Allowed". These need a
+//     person (SendError.Slow), as does 19001, an invalid hook token; other
+//     codes are retried at the normal pace (see judge).
 //   - a bot may send 100 requests a minute and 5 a second; code 11232 is
 //     the throttling answer ("frequency limited").
 //   - the request body may not exceed 20 KB; a malformed or oversized body
@@ -179,13 +181,19 @@ func (f *feishu) judge(rp reply) *SendError {
 	e := f.httpError(rp)
 	if e == nil {
 		if !has {
-			return f.fail("rejected", rp.status, 0, errors.New("reply is not Feishu's: "+f.excerpt(rp.body)))
+			// Not Feishu: a proxy or a wrong URL, which a person must fix.
+			e := f.fail("rejected", rp.status, 0, errors.New("reply is not Feishu's: "+f.excerpt(rp.body)))
+			e.Slow = true
+			return e
 		}
 		if code == 0 {
 			return nil
 		}
+		// An unknown code is retried at the normal pace: Feishu documents
+		// few of its codes, an unknown one may well be its own trouble,
+		// and the backoff and the receiver's rate bound the cost. The
+		// codes known to need a person are slow (below).
 		e = f.fail("rejected", rp.status, code, errors.New(f.redact.Replace(msg)))
-		e.Slow = true
 	} else if has && code != 0 {
 		e.Code = code
 	}
@@ -204,6 +212,13 @@ func (f *feishu) judge(rp reply) *SendError {
 		e.Reason, e.Slow = "signature", true
 	case 19024:
 		e.Reason, e.Slow = "keyword", true
+	case 19022:
+		// "Ip Not Allowed": the bot's IP allow-list.
+		e.Slow = true
+	case 19001:
+		// "param invalid: incoming webhook access token invalid" (widely
+		// reported, not in the guide): a wrong or deleted hook.
+		e.Slow = true
 	case 9499:
 		// Malformed or over 20 KB; ours is neither unless something
 		// changed, so a person should look.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -342,8 +343,9 @@ func TestWebhookTakesNoDigest(t *testing.T) {
 	s, _ := notify.NewSender(notify.ReceiverConfig{Name: "w", Type: "webhook", URL: "http://127.0.0.1:1/"}, http.DefaultClient, nil)
 	ev := failedEvent(t)
 	_, err := s.Send(context.Background(), notify.Message{Events: []notify.Event{ev, ev}})
-	if err == nil || !strings.Contains(err.Error(), "one event per request") {
-		t.Fatalf("got %v", err)
+	var se *notify.SendError
+	if !errors.As(err, &se) || !se.Slow || !strings.Contains(err.Error(), "one event per request") {
+		t.Fatalf("got %v, want a slow error: the engine must not fold a webhook's events", err)
 	}
 }
 

@@ -45,7 +45,7 @@ func TestReplyClassification(t *testing.T) {
 		{"dingtalk ip", "dingtalk", 200, nil, `{"errcode":310000,"errmsg":"ip 1.2.3.4 not in whitelist"}`, want{reason: "rejected", code: 310000, slow: true}},
 		{"dingtalk bad token", "dingtalk", 200, nil, `{"errcode":300001,"errmsg":"token is not exist"}`, want{reason: "rejected", code: 300001, slow: true}},
 		{"dingtalk busy", "dingtalk", 200, nil, `{"errcode":-1,"errmsg":"系统繁忙"}`, want{reason: "http_5xx", code: -1}},
-		{"dingtalk not json", "dingtalk", 200, nil, `<html>proxy</html>`, want{reason: "rejected"}},
+		{"dingtalk not json", "dingtalk", 200, nil, `<html>proxy</html>`, want{reason: "rejected", slow: true}},
 		{"dingtalk 502", "dingtalk", 502, nil, `bad gateway`, want{reason: "http_5xx"}},
 		// Feishu: code, or the older StatusCode.
 		{"feishu ok", "feishu", 200, nil, `{"code":0,"msg":"success","data":{}}`, want{ok: true}},
@@ -57,9 +57,13 @@ func TestReplyClassification(t *testing.T) {
 		{"feishu keyword", "feishu", 200, nil, `{"code":19024,"msg":"Key Words Not Found"}`, want{reason: "keyword", code: 19024, slow: true}},
 		{"feishu ip", "feishu", 200, nil, `{"code":19022,"msg":"Ip Not Allowed"}`, want{reason: "rejected", code: 19022, slow: true}},
 		{"feishu bad request", "feishu", 400, nil, `{"code":9499,"msg":"Bad Request","data":{}}`, want{reason: "rejected", code: 9499, slow: true}},
-		{"feishu empty", "feishu", 200, nil, `{}`, want{reason: "rejected"}},
+		{"feishu empty", "feishu", 200, nil, `{}`, want{reason: "rejected", slow: true}},
+		{"feishu not json", "feishu", 200, nil, `<html>proxy</html>`, want{reason: "rejected", slow: true}},
+		{"feishu unknown code", "feishu", 200, nil, `{"code":12345,"msg":"something new"}`, want{reason: "rejected", code: 12345}},
+		{"feishu bad token", "feishu", 200, nil, `{"code":19001,"msg":"param invalid: incoming webhook access token invalid"}`, want{reason: "rejected", code: 19001, slow: true}},
 		// WeCom.
 		{"wecom ok", "wecom", 200, nil, `{"errcode":0,"errmsg":"ok"}`, want{ok: true}},
+		{"wecom not json", "wecom", 200, nil, `<html>proxy</html>`, want{reason: "rejected", slow: true}},
 		{"wecom throttled", "wecom", 200, nil, `{"errcode":45009,"errmsg":"api freq out of limit"}`, want{reason: "throttled", code: 45009, retryAfter: 30 * time.Second}},
 		{"wecom bad key", "wecom", 200, nil, `{"errcode":93000,"errmsg":"invalid webhook url"}`, want{reason: "rejected", code: 93000, slow: true}},
 		{"wecom too long", "wecom", 200, nil, `{"errcode":40058,"errmsg":"markdown.content exceed max length 4096"}`, want{reason: "too_large", code: 40058, slow: true}},
@@ -78,6 +82,9 @@ func TestReplyClassification(t *testing.T) {
 		{"webhook 503 date", "webhook", 503, map[string]string{"Retry-After": httpDate}, `down`, want{reason: "http_5xx", retryAfter: 90 * time.Second}},
 		{"webhook 429 past date", "webhook", 429, map[string]string{"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, ``, want{reason: "throttled"}},
 		{"webhook 413", "webhook", 413, nil, ``, want{reason: "too_large", slow: true}},
+		{"webhook 429 overflowing retry-after", "webhook", 429, map[string]string{"Retry-After": "99999999999999999999"}, ``, want{reason: "throttled", retryAfter: 24 * time.Hour}},
+		{"webhook 429 day and more", "webhook", 429, map[string]string{"Retry-After": "86401"}, ``, want{reason: "throttled", retryAfter: 24 * time.Hour}},
+		{"webhook 429 negative overflow", "webhook", 429, map[string]string{"Retry-After": "-99999999999999999999"}, ``, want{reason: "throttled"}},
 		{"webhook 408", "webhook", 408, nil, ``, want{reason: "timeout"}},
 		{"webhook 401", "webhook", 401, nil, `bad signature`, want{reason: "http_4xx", slow: true}},
 	} {

@@ -252,8 +252,12 @@ func (b *base) redirectTarget(location string) string {
 	return "redirect to host " + b.redact.Replace(u.Host) + "; redirects are not followed, configure the new URL"
 }
 
+// maxRetryAfter caps the wait a receiver may ask for.
+const maxRetryAfter = 24 * time.Hour
+
 // retryAfter reads a Retry-After header: delay-seconds or an HTTP-date
-// (RFC 9110 §10.2.3). 0 when absent, unreadable or past.
+// (RFC 9110 §10.2.3), at most maxRetryAfter. 0 when absent, unreadable or
+// past; a number too big for an int64 is the cap.
 func retryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
@@ -263,12 +267,17 @@ func retryAfter(v string, now time.Time) time.Duration {
 		if n <= 0 {
 			return 0
 		}
-		return time.Duration(min(n, 24*3600)) * time.Second
+		return time.Duration(min(n, int64(maxRetryAfter/time.Second))) * time.Second
+	} else if errors.Is(err, strconv.ErrRange) {
+		if v[0] == '-' {
+			return 0
+		}
+		return maxRetryAfter
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := t.Sub(now); d > 0 {
 			// Up to a whole second: the date has no fraction.
-			return min((d + time.Second - 1).Truncate(time.Second), 24*time.Hour)
+			return min((d + time.Second - 1).Truncate(time.Second), maxRetryAfter)
 		}
 	}
 	return 0
