@@ -2,11 +2,13 @@ package notify_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -269,5 +271,59 @@ func TestReplyExcerptRedactsBeforeCutting(t *testing.T) {
 				t.Fatalf("pad %d: error holds %q", pad, token[:n])
 			}
 		}
+	}
+}
+
+// TestSecretsCoverPasswordAndJSONForms: the URL's userinfo password is a
+// secret, and every secret is also listed as a JSON string spells it, for
+// a reply that echoes the request as JSON.
+func TestSecretsCoverPasswordAndJSONForms(t *testing.T) {
+	t.Parallel()
+	got := notify.Secrets(notify.ReceiverConfig{URL: "https://bot:p%40ss-word@hook.example/x", Secret: `se"cr<et&`})
+	for _, want := range []string{"p@ss-word", "bot:p%40ss-word", `se"cr<et&`, `se\"cr<et&`, `se\"cr\u003cet\u0026`} {
+		if !slices.Contains(got, want) {
+			t.Errorf("Secrets lacks %q: %q", want, got)
+		}
+	}
+}
+
+// TestShortSecretsAreNotReplacedInText: a secret of one to three
+// characters is left out of Secrets (replacing it inside words would
+// garble every error and spell it out), yet a reply that is exactly the
+// secret is still redacted.
+func TestShortSecretsAreNotReplacedInText(t *testing.T) {
+	t.Parallel()
+	if got := notify.Secrets(notify.ReceiverConfig{URL: "https://h.example/x", Secret: "abc"}); slices.Contains(got, "abc") {
+		t.Fatalf("Secrets holds a 3-character secret: %q", got)
+	}
+	for body, want := range map[string]string{"abc": "[REDACTED]", "the cabbage is bad": "the cabbage is bad"} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(400)
+			_, _ = io.WriteString(w, body)
+		}))
+		s, _ := notify.NewSender(notify.ReceiverConfig{Name: "d", Type: "dingtalk", URL: srv.URL + "/robot/send", Secret: "abc"}, nil, nil)
+		_, err := s.Send(context.Background(), notify.Message{Events: []notify.Event{notify.SampleEvent(time.Now())}})
+		srv.Close()
+		if err == nil || !strings.HasSuffix(err.Error(), ": "+want) {
+			t.Errorf("reply %q: got %v, want it to end %q", body, err, want)
+		}
+	}
+}
+
+// TestJSONEchoedSecretIsRedacted: a reply echoing the request as JSON
+// spells a secret with escapes; those forms are redacted too.
+func TestJSONEchoedSecretIsRedacted(t *testing.T) {
+	t.Parallel()
+	const secret = `SEC"quote<and>&amp`
+	echo, _ := json.Marshal(map[string]string{"you_sent": secret})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(400)
+		_, _ = w.Write(echo)
+	}))
+	t.Cleanup(srv.Close)
+	s, _ := notify.NewSender(notify.ReceiverConfig{Name: "d", Type: "dingtalk", URL: srv.URL + "/robot/send", Secret: secret}, nil, nil)
+	_, err := s.Send(context.Background(), notify.Message{Events: []notify.Event{notify.SampleEvent(time.Now())}})
+	if err == nil || strings.Contains(err.Error(), "quote") || !strings.Contains(err.Error(), "[REDACTED]") {
+		t.Fatalf("got %v", err)
 	}
 }

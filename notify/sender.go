@@ -3,6 +3,7 @@ package notify
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -101,7 +102,7 @@ type base struct {
 	secret string
 	hc     *http.Client
 	now    func() time.Time
-	redact *strings.Replacer
+	redact redactor
 }
 
 // request is one POST to make.
@@ -283,12 +284,21 @@ func retryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
+// minSecret is the length below which a secret is not replaced inside
+// text: a one- to three-character secret would turn every word holding it
+// into "[REDACTED]" and say which characters it is made of. Such a secret
+// is worthless anyway; a text that is exactly it is still redacted.
+const minSecret = 4
+
 // Secrets are the strings of a receiver's config that must never reach a
 // log, an error or the database: its URL, the values of the URL's query
 // (a DingTalk access_token, a WeCom key), the long segments of its path (a
-// Feishu hook token, a Slack webhook's path), and its secret (also without
-// its "whsec_" prefix). Longest first, so a replacer built from them
-// replaces a URL whole before its parts.
+// Feishu hook token, a Slack webhook's path), the password of its
+// userinfo, and its secret (also without its "whsec_" prefix), each also
+// as it appears inside a JSON string (a reply echoing the request). A
+// secret shorter than four characters is left out (see minSecret).
+// Longest first, so a replacer built from them replaces a URL whole before
+// its parts.
 func Secrets(rc ReceiverConfig) []string {
 	var out []string
 	add := func(s string, minLen int) {
@@ -300,9 +310,9 @@ func Secrets(rc ReceiverConfig) []string {
 	// not credentials.
 	const minPart = 6
 	add(rc.URL, 1)
-	add(rc.Secret, 1) // whatever its length
+	add(rc.Secret, minSecret)
 	if rest, ok := strings.CutPrefix(rc.Secret, "whsec_"); ok {
-		add(rest, 1)
+		add(rest, minSecret)
 	}
 	if u, err := url.Parse(rc.URL); err == nil {
 		add(u.RawQuery, minPart)
@@ -315,16 +325,54 @@ func Secrets(rc ReceiverConfig) []string {
 		for _, seg := range strings.Split(u.Path, "/") {
 			add(seg, 16)
 		}
+		if pw, ok := u.User.Password(); ok && len(pw) >= minSecret {
+			add(pw, minSecret)
+			add(u.User.String(), minSecret) // "user:p%40ss", as in the URL
+		}
+	}
+	for _, s := range slices.Clone(out) {
+		add(jsonString(s, true), 1)
+		add(jsonString(s, false), 1)
 	}
 	slices.SortStableFunc(out, func(a, b string) int { return len(b) - len(a) })
 	return out
 }
 
-// newRedactor replaces each of the receiver's Secrets with "[REDACTED]".
-func newRedactor(rc ReceiverConfig) *strings.Replacer {
+// jsonString is s as it appears between the quotes of a JSON string, with
+// <, > and & escaped (as most encoders do) or not.
+func jsonString(s string, escapeHTML bool) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(escapeHTML)
+	_ = enc.Encode(s) // a string always encodes
+	return strings.TrimSuffix(strings.TrimPrefix(strings.TrimSuffix(b.String(), "\n"), `"`), `"`)
+}
+
+// redactor replaces a receiver's Secrets with "[REDACTED]".
+type redactor struct {
+	r *strings.Replacer
+	// short are secrets under minSecret: redacted only when they are the
+	// whole text.
+	short []string
+}
+
+func (r redactor) Replace(s string) string {
+	if len(r.short) > 0 && slices.Contains(r.short, strings.TrimSpace(s)) {
+		return "[REDACTED]"
+	}
+	return r.r.Replace(s)
+}
+
+func newRedactor(rc ReceiverConfig) redactor {
 	var olds []string
 	for _, s := range Secrets(rc) {
 		olds = append(olds, s, "[REDACTED]")
 	}
-	return strings.NewReplacer(olds...)
+	rd := redactor{r: strings.NewReplacer(olds...)}
+	for _, s := range []string{rc.Secret, strings.TrimPrefix(rc.Secret, "whsec_")} {
+		if s != "" && len(s) < minSecret {
+			rd.short = append(rd.short, s)
+		}
+	}
+	return rd
 }
