@@ -206,3 +206,16 @@ func TestWaitHonoursContext(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestExportedFieldsChangeNothing: a fake's Type, URL, Secret and Token
+// say what it was started with; a test writing them (perhaps while the
+// fake serves) changes neither what the fake checks nor Receiver.
+func TestExportedFieldsChangeNothing(t *testing.T) {
+	t.Parallel()
+	for i, fake := range allFakes(t) {
+		fake.Secret, fake.Token, fake.URL, fake.Type = "changed-secret", "changed-token", "http://127.0.0.1:1/x", "changed"
+		if err := send(t, fake, nil, notify.SampleEvent(time.Now())); err != nil {
+			t.Errorf("fake %d (%s) after writing its fields: %v", i, reason(err), err)
+		}
+	}
+}

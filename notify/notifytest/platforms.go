@@ -37,17 +37,17 @@ func (s *Server) dingTalkHandler() handlerFunc { return s.dingTalk }
 
 func (s *Server) dingTalk(w http.ResponseWriter, r *http.Request, body []byte) (*Message, bool) {
 	q := r.URL.Query()
-	if r.URL.Path != "/robot/send" || q.Get("access_token") != s.Token {
+	if r.URL.Path != "/robot/send" || q.Get("access_token") != s.token {
 		writeJSON(w, http.StatusOK, `{"errcode":300001,"errmsg":"token is not exist"}`)
 		return nil, false
 	}
-	if s.Secret != "" {
+	if s.secret != "" {
 		ms, err := strconv.ParseInt(q.Get("timestamp"), 10, 64)
 		if err != nil || checkWindow(time.UnixMilli(ms), s.clock()) != nil {
 			writeJSON(w, http.StatusOK, `{"errcode":310000,"errmsg":"invalid timestamp, more: [https://ding-doc.dingtalk.com/doc#/serverapi2/qf2nxq]"}`)
 			return nil, false
 		}
-		want := hmacB64([]byte(s.Secret), []byte(q.Get("timestamp")+"\n"+s.Secret))
+		want := hmacB64([]byte(s.secret), []byte(q.Get("timestamp")+"\n"+s.secret))
 		if !hmac.Equal([]byte(q.Get("sign")), []byte(want)) {
 			writeJSON(w, http.StatusOK, `{"errcode":310000,"errmsg":"sign not match, more: [https://ding-doc.dingtalk.com/doc#/serverapi2/qf2nxq]"}`)
 			return nil, false
@@ -104,7 +104,7 @@ func NewFeishu(t testing.TB, secret string) *Server {
 func (s *Server) feishuHandler() handlerFunc { return s.feishu }
 
 func (s *Server) feishu(w http.ResponseWriter, r *http.Request, body []byte) (*Message, bool) {
-	if r.URL.Path != "/open-apis/bot/v2/hook/"+s.Token {
+	if r.URL.Path != "/open-apis/bot/v2/hook/"+s.token {
 		writeJSON(w, http.StatusOK, `{"code":19001,"data":{},"msg":"param invalid: incoming webhook access token invalid"}`)
 		return nil, false
 	}
@@ -139,9 +139,9 @@ func (s *Server) feishu(w http.ResponseWriter, r *http.Request, body []byte) (*M
 		writeJSON(w, http.StatusBadRequest, `{"code":9499,"data":{},"msg":"Bad Request"}`)
 		return nil, false
 	}
-	if s.Secret != "" {
+	if s.secret != "" {
 		sec, err := strconv.ParseInt(req.Timestamp, 10, 64)
-		want := hmacB64([]byte(req.Timestamp+"\n"+s.Secret), nil)
+		want := hmacB64([]byte(req.Timestamp+"\n"+s.secret), nil)
 		if err != nil || checkWindow(time.Unix(sec, 0), s.clock()) != nil || !hmac.Equal([]byte(req.Sign), []byte(want)) {
 			writeJSON(w, http.StatusOK, `{"code":19021,"data":{},"msg":"sign match fail or timestamp is not within one hour from current time"}`)
 			return nil, false
@@ -187,7 +187,7 @@ func NewWeCom(t testing.TB) *Server {
 func (s *Server) weComHandler() handlerFunc { return s.weCom }
 
 func (s *Server) weCom(w http.ResponseWriter, r *http.Request, body []byte) (*Message, bool) {
-	if r.URL.Path != "/cgi-bin/webhook/send" || r.URL.Query().Get("key") != s.Token {
+	if r.URL.Path != "/cgi-bin/webhook/send" || r.URL.Query().Get("key") != s.token {
 		writeJSON(w, http.StatusOK, `{"errcode":93000,"errmsg":"invalid webhook url"}`)
 		return nil, false
 	}
@@ -241,7 +241,7 @@ func NewSlack(t testing.TB) *Server {
 func (s *Server) slackHandler() handlerFunc { return s.slack }
 
 func (s *Server) slack(w http.ResponseWriter, r *http.Request, body []byte) (*Message, bool) {
-	if r.URL.Path != "/services/T0001/B0001/"+s.Token {
+	if r.URL.Path != "/services/T0001/B0001/"+s.token {
 		http.Error(w, "no_service", http.StatusNotFound)
 		return nil, false
 	}
@@ -316,7 +316,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request, body []byte) (*
 		http.Error(w, "missing webhook-id or webhook-timestamp", http.StatusBadRequest)
 		return nil, false
 	}
-	if s.Secret != "" {
+	if s.secret != "" {
 		if err := s.verifyStandardWebhook(id, tsHeader, r.Header.Get("webhook-signature"), body); err != nil {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return nil, false
@@ -351,8 +351,8 @@ func (s *Server) verifyStandardWebhook(id, tsHeader, sigHeader string, body []by
 	if d := s.clock().Sub(time.Unix(ts, 0)); d > WebhookTolerance || d < -WebhookTolerance {
 		return fmt.Errorf("webhook-timestamp too far from now")
 	}
-	key := []byte(s.Secret)
-	if rest, ok := strings.CutPrefix(s.Secret, "whsec_"); ok {
+	key := []byte(s.secret)
+	if rest, ok := strings.CutPrefix(s.secret, "whsec_"); ok {
 		if key, err = base64.StdEncoding.DecodeString(rest); err != nil {
 			return fmt.Errorf("fake's secret is not whsec_<base64>")
 		}
