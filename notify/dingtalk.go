@@ -116,7 +116,10 @@ func (d *dingTalk) judge(rp reply) *SendError {
 		return e
 	}
 	if jerr != nil || r.ErrCode == nil {
-		return d.fail("rejected", rp.status, 0, errors.New("reply is not DingTalk's: "+d.excerpt(rp.body)))
+		// Not DingTalk: a proxy or a wrong URL, which a person must fix.
+		e := d.fail("rejected", rp.status, 0, errors.New("reply is not DingTalk's: "+d.excerpt(rp.body)))
+		e.Slow = true
+		return e
 	}
 	code := *r.ErrCode
 	if code == 0 {

@@ -20,7 +20,9 @@ import (
 //     + secret, message = empty)); failure is code 19021 "sign match fail
 //     or timestamp is not within one hour from current time".
 //   - keywords ("自定义关键词") failure is code 19024 "Key Words Not Found";
-//     IP allow-list failure is 19022 "Ip Not Allowed".
+//     IP allow-list failure is 19022 "Ip Not Allowed". These need a
+//     person (SendError.Slow), as does 19001, an invalid hook token; other
+//     codes are retried at the normal pace (see judge).
 //   - a bot may send 100 requests a minute and 5 a second; code 11232 is
 //     the throttling answer ("frequency limited").
 //   - the request body may not exceed 20 KB; a malformed or oversized body
@@ -34,6 +36,10 @@ const (
 	// feishuTextLimit is the first budget of the card's markdown; it
 	// shrinks until the body fits feishuBodyLimit.
 	feishuTextLimit = 18000
+	// feishuMinText is the smallest budget the shrinking goes to: room
+	// for the fields. (A cleaned text at most doubles in JSON, so the
+	// body fits long before.)
+	feishuMinText = 4096
 )
 
 var feishuStyle = style{
@@ -92,6 +98,11 @@ func feishuColour(s severity) string {
 
 // feishuMessage is the request body of m; timestamp and sign are empty
 // when unsigned.
+//
+// The text's budget is in bytes before JSON encoding, the body's limit
+// after: the budget shrinks in proportion to how much the body is over
+// (escaping can double a text), never below feishuMinText, so the card
+// keeps its fields however the user data escapes.
 func feishuMessage(m Message, timestamp, sign string) []byte {
 	budget := feishuTextLimit
 	for {
@@ -99,18 +110,23 @@ func feishuMessage(m Message, timestamp, sign string) []byte {
 		b := feishuBody{Timestamp: timestamp, Sign: sign, MsgType: "interactive"}
 		b.Card.Config.WideScreenMode = true
 		b.Card.Header.Template = feishuColour(c.Severity)
-		// The header is plain text: user data needs no escaping there.
-		b.Card.Header.Title = feishuText{Tag: "plain_text", Content: cutRunes(c.Title, 100)}
+		// The header is plain text: user data needs no escaping there. Its
+		// colour says what an icon would, and a red ❌ on red is unreadable.
+		b.Card.Header.Title = feishuText{Tag: "plain_text", Content: cutRunes(c.Plain, 100)}
 		b.Card.Elements = []feishuElement{
 			{Tag: "div", Text: &feishuText{Tag: "lark_md", Content: c.Body}},
 			{Tag: "hr"},
 			{Tag: "note", Elements: []feishuText{{Tag: "lark_md", Content: c.Footer}}},
 		}
 		body := marshal(b)
-		if len(body) <= feishuBodyLimit || budget < 1024 {
+		if len(body) <= feishuBodyLimit || budget <= feishuMinText {
 			return body
 		}
-		budget -= len(body) - feishuBodyLimit + 512
+		// The body holds the text's JSON form and a little more, so
+		// scaling by the whole body's excess undershoots a little, never
+		// overshoots.
+		next := int(int64(budget) * (feishuBodyLimit - 256) / int64(len(body)))
+		budget = max(min(next, budget-256), feishuMinText)
 	}
 }
 
@@ -165,13 +181,19 @@ func (f *feishu) judge(rp reply) *SendError {
 	e := f.httpError(rp)
 	if e == nil {
 		if !has {
-			return f.fail("rejected", rp.status, 0, errors.New("reply is not Feishu's: "+f.excerpt(rp.body)))
+			// Not Feishu: a proxy or a wrong URL, which a person must fix.
+			e := f.fail("rejected", rp.status, 0, errors.New("reply is not Feishu's: "+f.excerpt(rp.body)))
+			e.Slow = true
+			return e
 		}
 		if code == 0 {
 			return nil
 		}
+		// An unknown code is retried at the normal pace: Feishu documents
+		// few of its codes, an unknown one may well be its own trouble,
+		// and the backoff and the receiver's rate bound the cost. The
+		// codes known to need a person are slow (below).
 		e = f.fail("rejected", rp.status, code, errors.New(f.redact.Replace(msg)))
-		e.Slow = true
 	} else if has && code != 0 {
 		e.Code = code
 	}
@@ -190,6 +212,13 @@ func (f *feishu) judge(rp reply) *SendError {
 		e.Reason, e.Slow = "signature", true
 	case 19024:
 		e.Reason, e.Slow = "keyword", true
+	case 19022:
+		// "Ip Not Allowed": the bot's IP allow-list.
+		e.Slow = true
+	case 19001:
+		// "param invalid: incoming webhook access token invalid" (widely
+		// reported, not in the guide): a wrong or deleted hook.
+		e.Slow = true
 	case 9499:
 		// Malformed or over 20 KB; ours is neither unless something
 		// changed, so a person should look.

@@ -270,7 +270,7 @@ func digestLine(e Event) string {
 	if d.Description != "" {
 		line += " (" + cutRunes(d.Description, 60) + ")"
 	}
-	line += fmt.Sprintf(" · %d/%d/%d", d.Tasks.Succeeded, d.Tasks.Failed, d.Tasks.Total)
+	line += fmt.Sprintf(" · tasks %d ok, %d failed / %d", d.Tasks.Succeeded, d.Tasks.Failed, d.Tasks.Total)
 	if len(d.FailureReasons) > 0 {
 		line += " · " + d.FailureReasons[0].Code
 	}
@@ -300,13 +300,19 @@ func digestSeverity(evs []Event) severity {
 	return worst
 }
 
-// renderTemplate runs a route's template over the event.
-func renderTemplate(t *template.Template, e Event) (string, error) {
-	var b strings.Builder
-	if err := t.Execute(&b, e); err != nil {
+// renderTemplate runs a route's template over the event, its "esc"
+// function bound to the platform's escaper.
+func renderTemplate(t *template.Template, e Event, esc func(string) string) (string, error) {
+	t, err := t.Clone()
+	if err != nil {
 		return "", err
 	}
-	return b.String(), nil
+	t.Funcs(template.FuncMap{"esc": esc})
+	w := &limitedWriter{n: templateOutputLimit}
+	if err := t.Execute(w, e); err != nil {
+		return "", err
+	}
+	return w.b.String(), nil
 }
 
 // cutBytes cuts s to at most n bytes on a UTF-8 boundary.

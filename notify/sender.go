@@ -3,12 +3,14 @@ package notify
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,7 +32,7 @@ const replyBodyChars = 512
 // the request of rc.Type (see the contract's Notifications table) with hc
 // and judges the platform's answer. now is the clock of the signatures'
 // timestamps; nil means time.Now. hc nil means a client with
-// DefaultRequestTimeout.
+// DefaultRequestTimeout. A Sender is safe for concurrent use.
 func NewSender(rc ReceiverConfig, hc *http.Client, now func() time.Time) (Sender, error) {
 	if rc.Name == "" {
 		return nil, errors.New("receiver: empty name")
@@ -46,6 +48,7 @@ func NewSender(rc ReceiverConfig, hc *http.Client, now func() time.Time) (Sender
 	if hc == nil {
 		hc = &http.Client{Timeout: DefaultRequestTimeout}
 	}
+	hc = noRedirects(hc)
 	if now == nil {
 		now = time.Now
 	}
@@ -75,6 +78,16 @@ func NewSender(rc ReceiverConfig, hc *http.Client, now func() time.Time) (Sender
 	return nil, fmt.Errorf("receiver %s: unknown type %q (want one of %s)", rc.Name, rc.Type, strings.Join(Types, ", "))
 }
 
+// noRedirects is a copy of hc that never follows a redirect: a 301/302
+// would turn the POST into a bodiless GET whose 2xx looks like a delivery,
+// and a 307/308 would forward the signed body to a host nobody configured.
+// A redirect is answered as a failure (see httpError).
+func noRedirects(hc *http.Client) *http.Client {
+	c := *hc
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &c
+}
+
 // Digestible reports whether a receiver type may get a digest, one request
 // folding several events. Chat robots may; a webhook may not: its body is
 // the CloudEvent exactly as published, one event per request, so the
@@ -89,7 +102,7 @@ type base struct {
 	secret string
 	hc     *http.Client
 	now    func() time.Time
-	redact *strings.Replacer
+	redact redactor
 }
 
 // request is one POST to make.
@@ -178,18 +191,20 @@ func (b *base) okReply(rp reply) Reply {
 	return Reply{Status: rp.status, Body: b.excerpt(rp.body)}
 }
 
-// excerpt is the start of a reply's body, cut on a UTF-8 boundary and
-// redacted (a platform may echo the request).
+// excerpt is the start of a reply's body, redacted (a platform may echo
+// the request), then cut on a UTF-8 boundary. Redacting first matters: a
+// cut through a token would leave a prefix no redactor recognises.
 func (b *base) excerpt(body []byte) string {
-	s := strings.TrimSpace(string(body))
-	s = cutBytes(s, replyBodyChars)
-	return b.redact.Replace(s)
+	s := b.redact.Replace(strings.TrimSpace(string(body)))
+	return cutBytes(s, replyBodyChars)
 }
 
 // httpError judges a reply by its HTTP status alone: nil for 2xx, else a
 // *SendError. 429 is "throttled"; 5xx "http_5xx"; 408 "timeout"; 413
-// "too_large"; other 4xx "http_4xx", slow, since a person must fix it.
-// Retry-After is honoured on every failure that has it.
+// "too_large"; other 4xx "http_4xx", slow, since a person must fix it;
+// 3xx "redirected", slow too: redirects are not followed (see
+// noRedirects), so someone must configure the new URL. Retry-After is
+// honoured on every failure that has it.
 func (b *base) httpError(rp reply) *SendError {
 	if rp.status >= 200 && rp.status < 300 {
 		return nil
@@ -207,7 +222,13 @@ func (b *base) httpError(rp reply) *SendError {
 		e.Reason = "http_5xx"
 	case rp.status >= 400:
 		e.Slow = true
-	default: // 1xx, 3xx: the client follows redirects, so this is odd.
+	case rp.status >= 300:
+		// The body and the Location may hold another host's tokens: name
+		// only the host.
+		e.Reason, e.Slow = "redirected", true
+		e.Err = errors.New(b.redirectTarget(rp.header.Get("Location")))
+		return e
+	default: // 1xx as a final answer: odd.
 		e.Reason = "rejected"
 	}
 	e.RetryAfter = retryAfter(rp.header.Get("Retry-After"), b.now())
@@ -217,8 +238,27 @@ func (b *base) httpError(rp reply) *SendError {
 	return e
 }
 
+// redirectTarget says where a redirect points, naming only the host of
+// its Location (redacted, in case it is the receiver's own).
+func (b *base) redirectTarget(location string) string {
+	u, err := url.Parse(strings.TrimSpace(location))
+	switch {
+	case location == "":
+		return "redirect without a Location; redirects are not followed"
+	case err != nil:
+		return "redirect to an unreadable Location; redirects are not followed"
+	case u.Host == "":
+		return "redirect to another path of the same host; redirects are not followed, configure the new URL"
+	}
+	return "redirect to host " + b.redact.Replace(u.Host) + "; redirects are not followed, configure the new URL"
+}
+
+// maxRetryAfter caps the wait a receiver may ask for.
+const maxRetryAfter = 24 * time.Hour
+
 // retryAfter reads a Retry-After header: delay-seconds or an HTTP-date
-// (RFC 9110 §10.2.3). 0 when absent, unreadable or past.
+// (RFC 9110 §10.2.3), at most maxRetryAfter. 0 when absent, unreadable or
+// past; a number too big for an int64 is the cap.
 func retryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
@@ -228,44 +268,111 @@ func retryAfter(v string, now time.Time) time.Duration {
 		if n <= 0 {
 			return 0
 		}
-		return time.Duration(min(n, 24*3600)) * time.Second
+		return time.Duration(min(n, int64(maxRetryAfter/time.Second))) * time.Second
+	} else if errors.Is(err, strconv.ErrRange) {
+		if v[0] == '-' {
+			return 0
+		}
+		return maxRetryAfter
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := t.Sub(now); d > 0 {
-			return min(d, 24*time.Hour)
+			// Up to a whole second: the date has no fraction.
+			return min((d + time.Second - 1).Truncate(time.Second), maxRetryAfter)
 		}
 	}
 	return 0
 }
 
-// newRedactor replaces the receiver's URL, the values of its query (a
-// DingTalk access_token, a WeCom key), its path's last segments (a Feishu
-// hook token, a Slack webhook's path) and its secret with "[REDACTED]".
-func newRedactor(rc ReceiverConfig) *strings.Replacer {
-	var olds []string
-	add := func(s string) {
-		if len(s) >= 6 { // shorter strings would redact ordinary words
-			olds = append(olds, s, "[REDACTED]")
+// minSecret is the length below which a secret is not replaced inside
+// text: a one- to three-character secret would turn every word holding it
+// into "[REDACTED]" and say which characters it is made of. Such a secret
+// is worthless anyway; a text that is exactly it is still redacted.
+const minSecret = 4
+
+// Secrets are the strings of a receiver's config that must never reach a
+// log, an error or the database: its URL, the values of the URL's query
+// (a DingTalk access_token, a WeCom key), the long segments of its path (a
+// Feishu hook token, a Slack webhook's path), the password of its
+// userinfo, and its secret (also without its "whsec_" prefix), each also
+// as it appears inside a JSON string (a reply echoing the request). A
+// secret shorter than four characters is left out (see minSecret).
+// Longest first, so a replacer built from them replaces a URL whole before
+// its parts.
+func Secrets(rc ReceiverConfig) []string {
+	var out []string
+	add := func(s string, minLen int) {
+		if len(s) >= minLen && !slices.Contains(out, s) {
+			out = append(out, s)
 		}
 	}
-	add(rc.URL)
-	add(rc.Secret)
+	// Parts of the URL shorter than this are words ("robot", "send"),
+	// not credentials.
+	const minPart = 6
+	add(rc.URL, 1)
+	add(rc.Secret, minSecret)
 	if rest, ok := strings.CutPrefix(rc.Secret, "whsec_"); ok {
-		add(rest)
+		add(rest, minSecret)
 	}
 	if u, err := url.Parse(rc.URL); err == nil {
+		add(u.RawQuery, minPart)
 		for _, vs := range u.Query() {
 			for _, v := range vs {
-				add(v)
-				add(url.QueryEscape(v))
+				add(v, minPart)
+				add(url.QueryEscape(v), minPart)
 			}
 		}
-		add(u.RawQuery)
 		for _, seg := range strings.Split(u.Path, "/") {
-			if len(seg) >= 16 { // tokens, not words like "robot" or "send"
-				add(seg)
-			}
+			add(seg, 16)
+		}
+		if pw, ok := u.User.Password(); ok && len(pw) >= minSecret {
+			add(pw, minSecret)
+			add(u.User.String(), minSecret) // "user:p%40ss", as in the URL
 		}
 	}
-	return strings.NewReplacer(olds...)
+	for _, s := range slices.Clone(out) {
+		add(jsonString(s, true), 1)
+		add(jsonString(s, false), 1)
+	}
+	slices.SortStableFunc(out, func(a, b string) int { return len(b) - len(a) })
+	return out
+}
+
+// jsonString is s as it appears between the quotes of a JSON string, with
+// <, > and & escaped (as most encoders do) or not.
+func jsonString(s string, escapeHTML bool) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(escapeHTML)
+	_ = enc.Encode(s) // a string always encodes
+	return strings.TrimSuffix(strings.TrimPrefix(strings.TrimSuffix(b.String(), "\n"), `"`), `"`)
+}
+
+// redactor replaces a receiver's Secrets with "[REDACTED]".
+type redactor struct {
+	r *strings.Replacer
+	// short are secrets under minSecret: redacted only when they are the
+	// whole text.
+	short []string
+}
+
+func (r redactor) Replace(s string) string {
+	if len(r.short) > 0 && slices.Contains(r.short, strings.TrimSpace(s)) {
+		return "[REDACTED]"
+	}
+	return r.r.Replace(s)
+}
+
+func newRedactor(rc ReceiverConfig) redactor {
+	var olds []string
+	for _, s := range Secrets(rc) {
+		olds = append(olds, s, "[REDACTED]")
+	}
+	rd := redactor{r: strings.NewReplacer(olds...)}
+	for _, s := range []string{rc.Secret, strings.TrimPrefix(rc.Secret, "whsec_")} {
+		if s != "" && len(s) < minSecret {
+			rd.short = append(rd.short, s)
+		}
+	}
+	return rd
 }

@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"strings"
 )
 
@@ -43,6 +44,9 @@ type slackText struct {
 	Type  string `json:"type"`
 	Text  string `json:"text"`
 	Emoji bool   `json:"emoji,omitempty"`
+	// Verbatim stops Slack from turning URLs, #channels and @mentions in
+	// user data into links and pings.
+	Verbatim bool `json:"verbatim,omitempty"`
 }
 
 type slackBlock struct {
@@ -65,9 +69,9 @@ func slackMessage(m Message) []byte {
 		if len(b.Blocks) == slackMaxBlocks-1 {
 			break // cannot happen within slackTextLimit; keep the footer anyway
 		}
-		b.Blocks = append(b.Blocks, slackBlock{Type: "section", Text: &slackText{Type: "mrkdwn", Text: sec}})
+		b.Blocks = append(b.Blocks, slackBlock{Type: "section", Text: &slackText{Type: "mrkdwn", Text: sec, Verbatim: true}})
 	}
-	b.Blocks = append(b.Blocks, slackBlock{Type: "context", Elements: []slackText{{Type: "mrkdwn", Text: c.Footer}}})
+	b.Blocks = append(b.Blocks, slackBlock{Type: "context", Elements: []slackText{{Type: "mrkdwn", Text: c.Footer, Verbatim: true}}})
 	return marshal(b)
 }
 
@@ -106,8 +110,25 @@ func (s *slack) Send(ctx context.Context, m Message) (Reply, error) {
 	if serr != nil {
 		return Reply{}, serr
 	}
-	if e := s.httpError(rp); e != nil {
+	if e := s.judge(rp); e != nil {
 		return Reply{}, e
 	}
 	return s.okReply(rp), nil
+}
+
+// judge accepts what Slack documents as success, HTTP 200 with the body
+// "ok" (docs.slack.dev, "Sending messages using incoming webhooks"; the
+// Python SDK's example asserts both). Another 2xx, or a 200 with another
+// body, came from something in between (a proxy, a captive portal): the
+// message did not reach Slack, and a person must look.
+func (s *slack) judge(rp reply) *SendError {
+	if e := s.httpError(rp); e != nil {
+		return e
+	}
+	if rp.status == 200 && strings.TrimSpace(string(rp.body)) == "ok" {
+		return nil
+	}
+	e := s.fail("rejected", rp.status, 0, errors.New("reply is not Slack's (want HTTP 200 \"ok\"): "+s.excerpt(rp.body)))
+	e.Slow = true
+	return e
 }

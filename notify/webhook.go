@@ -65,8 +65,11 @@ type webhook struct {
 
 func (w *webhook) Send(ctx context.Context, m Message) (Reply, error) {
 	if len(m.Events) != 1 {
-		return Reply{}, w.fail("rejected", 0, 0,
+		// The engine's bug (see Digestible): retrying will not fix it.
+		e := w.fail("rejected", 0, 0,
 			errors.New("a webhook takes exactly one event per request (no digests), got "+strconv.Itoa(len(m.Events))))
+		e.Slow = true
+		return Reply{}, e
 	}
 	e := m.Events[0]
 	body := e.Raw

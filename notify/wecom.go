@@ -70,7 +70,10 @@ func (w *weCom) judge(rp reply) *SendError {
 		return e
 	}
 	if jerr != nil || r.ErrCode == nil {
-		return w.fail("rejected", rp.status, 0, errors.New("reply is not WeCom's: "+w.excerpt(rp.body)))
+		// Not WeCom: a proxy or a wrong URL, which a person must fix.
+		e := w.fail("rejected", rp.status, 0, errors.New("reply is not WeCom's: "+w.excerpt(rp.body)))
+		e.Slow = true
+		return e
 	}
 	code := *r.ErrCode
 	if code == 0 {

@@ -104,7 +104,10 @@ type fault struct {
 	rng  *rand.Rand
 }
 
-// Server is one fake receiver.
+// Server is one fake receiver. Its exported fields say what it was started
+// with, for tests to read: the fake keeps its own copies, so changing them
+// changes nothing (and races with nothing). Its methods are safe for
+// concurrent use.
 type Server struct {
 	// Type is the notify receiver type it fakes.
 	Type string
@@ -115,8 +118,12 @@ type Server struct {
 	// Token is the credential in URL (access_token, key, hook path).
 	Token string
 
+	// What the handlers and Receiver use: set before newServer returns,
+	// never changed.
+	typ, url, secret, token string
+
 	srv    *httptest.Server
-	handle func(w http.ResponseWriter, r *http.Request, body []byte) (*Message, bool)
+	handle handlerFunc
 
 	mu       sync.Mutex
 	now      func() time.Time
@@ -130,17 +137,26 @@ type Server struct {
 	changed  chan struct{}
 }
 
-func newServer(t testing.TB, typ, secret, token string) *Server {
+// handlerFunc judges one request after the faults: the message to record
+// and true, or false once it has written a refusal.
+type handlerFunc = func(http.ResponseWriter, *http.Request, []byte) (*Message, bool)
+
+// newServer starts a fake whose handler is handle; path is appended to
+// the server's address to make URL.
+func newServer(t testing.TB, typ, secret, token string, handle func(*Server) handlerFunc, path string) *Server {
 	t.Helper()
-	s := &Server{Type: typ, Secret: secret, Token: token, now: time.Now, changed: make(chan struct{})}
+	s := &Server{Type: typ, Secret: secret, Token: token, typ: typ, secret: secret, token: token, now: time.Now, changed: make(chan struct{})}
+	s.handle = handle(s)
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.URL = s.srv.URL + path
+	s.url = s.URL
 	t.Cleanup(s.srv.Close)
 	return s
 }
 
-// Receiver is a notify receiver config for this fake.
+// Receiver is a notify receiver config this fake accepts.
 func (s *Server) Receiver(name string) notify.ReceiverConfig {
-	return notify.ReceiverConfig{Name: name, Type: s.Type, URL: s.URL, Secret: s.Secret}
+	return notify.ReceiverConfig{Name: name, Type: s.typ, URL: s.url, Secret: s.secret}
 }
 
 // Close shuts the server down (tests' cleanup does it too).
@@ -253,7 +269,7 @@ func (s *Server) Wait(ctx context.Context, cond func([]Message) bool) error {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("%s fake: waited for a condition with %d messages received: %w", s.Type, n, ctx.Err())
+			return fmt.Errorf("%s fake: waited for a condition with %d messages received: %w", s.typ, n, ctx.Err())
 		}
 	}
 }
@@ -396,7 +412,7 @@ func (s *Server) takeFault() *fault {
 
 // throttle answers as the platform does when over its rate.
 func (s *Server) throttle(w http.ResponseWriter, f Fault) {
-	switch s.Type {
+	switch s.typ {
 	case notify.TypeDingTalk:
 		writeJSON(w, http.StatusOK, `{"errcode":130101,"errmsg":"send too fast, exceed 20 times per minute"}`)
 	case notify.TypeWeCom:

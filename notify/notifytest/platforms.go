@@ -1,6 +1,7 @@
 package notifytest
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -28,26 +29,26 @@ func randomToken() string {
 // (and text), refuses a markdown text over 20,000 bytes, and answers
 // errcode 0 with HTTP 200.
 func NewDingTalk(t testing.TB, secret string) *Server {
-	s := newServer(t, notify.TypeDingTalk, secret, randomToken())
-	s.URL = s.srv.URL + "/robot/send?access_token=" + s.Token
-	s.handle = s.dingTalk
-	return s
+	token := randomToken()
+	return newServer(t, notify.TypeDingTalk, secret, token, (*Server).dingTalkHandler, "/robot/send?access_token="+token)
 }
+
+func (s *Server) dingTalkHandler() handlerFunc { return s.dingTalk }
 
 func (s *Server) dingTalk(w http.ResponseWriter, r *http.Request, body []byte) (*Message, bool) {
 	q := r.URL.Query()
-	if r.URL.Path != "/robot/send" || q.Get("access_token") != s.Token {
+	if r.URL.Path != "/robot/send" || q.Get("access_token") != s.token {
 		writeJSON(w, http.StatusOK, `{"errcode":300001,"errmsg":"token is not exist"}`)
 		return nil, false
 	}
-	if s.Secret != "" {
+	if s.secret != "" {
 		ms, err := strconv.ParseInt(q.Get("timestamp"), 10, 64)
 		if err != nil || checkWindow(time.UnixMilli(ms), s.clock()) != nil {
 			writeJSON(w, http.StatusOK, `{"errcode":310000,"errmsg":"invalid timestamp, more: [https://ding-doc.dingtalk.com/doc#/serverapi2/qf2nxq]"}`)
 			return nil, false
 		}
-		want := hmacB64([]byte(s.Secret), []byte(q.Get("timestamp")+"\n"+s.Secret))
-		if q.Get("sign") != want {
+		want := hmacB64([]byte(s.secret), []byte(q.Get("timestamp")+"\n"+s.secret))
+		if !hmac.Equal([]byte(q.Get("sign")), []byte(want)) {
 			writeJSON(w, http.StatusOK, `{"errcode":310000,"errmsg":"sign not match, more: [https://ding-doc.dingtalk.com/doc#/serverapi2/qf2nxq]"}`)
 			return nil, false
 		}
@@ -96,14 +97,14 @@ func (s *Server) dingTalk(w http.ResponseWriter, r *http.Request, body []byte) (
 // a header and elements) and text, refuses bodies over 20 KB (code 9499),
 // and answers code 0.
 func NewFeishu(t testing.TB, secret string) *Server {
-	s := newServer(t, notify.TypeFeishu, secret, randomToken())
-	s.URL = s.srv.URL + "/open-apis/bot/v2/hook/" + s.Token
-	s.handle = s.feishu
-	return s
+	token := randomToken()
+	return newServer(t, notify.TypeFeishu, secret, token, (*Server).feishuHandler, "/open-apis/bot/v2/hook/"+token)
 }
 
+func (s *Server) feishuHandler() handlerFunc { return s.feishu }
+
 func (s *Server) feishu(w http.ResponseWriter, r *http.Request, body []byte) (*Message, bool) {
-	if r.URL.Path != "/open-apis/bot/v2/hook/"+s.Token {
+	if r.URL.Path != "/open-apis/bot/v2/hook/"+s.token {
 		writeJSON(w, http.StatusOK, `{"code":19001,"data":{},"msg":"param invalid: incoming webhook access token invalid"}`)
 		return nil, false
 	}
@@ -138,10 +139,10 @@ func (s *Server) feishu(w http.ResponseWriter, r *http.Request, body []byte) (*M
 		writeJSON(w, http.StatusBadRequest, `{"code":9499,"data":{},"msg":"Bad Request"}`)
 		return nil, false
 	}
-	if s.Secret != "" {
+	if s.secret != "" {
 		sec, err := strconv.ParseInt(req.Timestamp, 10, 64)
-		want := hmacB64([]byte(req.Timestamp+"\n"+s.Secret), nil)
-		if err != nil || checkWindow(time.Unix(sec, 0), s.clock()) != nil || req.Sign != want {
+		want := hmacB64([]byte(req.Timestamp+"\n"+s.secret), nil)
+		if err != nil || checkWindow(time.Unix(sec, 0), s.clock()) != nil || !hmac.Equal([]byte(req.Sign), []byte(want)) {
 			writeJSON(w, http.StatusOK, `{"code":19021,"data":{},"msg":"sign match fail or timestamp is not within one hour from current time"}`)
 			return nil, false
 		}
@@ -179,14 +180,14 @@ func (s *Server) feishu(w http.ResponseWriter, r *http.Request, body []byte) (*M
 // It takes msgtype markdown (and text), refuses markdown content over 4096
 // bytes (errcode 40058) and answers errcode 0.
 func NewWeCom(t testing.TB) *Server {
-	s := newServer(t, notify.TypeWeCom, "", randomToken())
-	s.URL = s.srv.URL + "/cgi-bin/webhook/send?key=" + s.Token
-	s.handle = s.weCom
-	return s
+	token := randomToken()
+	return newServer(t, notify.TypeWeCom, "", token, (*Server).weComHandler, "/cgi-bin/webhook/send?key="+token)
 }
 
+func (s *Server) weComHandler() handlerFunc { return s.weCom }
+
 func (s *Server) weCom(w http.ResponseWriter, r *http.Request, body []byte) (*Message, bool) {
-	if r.URL.Path != "/cgi-bin/webhook/send" || r.URL.Query().Get("key") != s.Token {
+	if r.URL.Path != "/cgi-bin/webhook/send" || r.URL.Query().Get("key") != s.token {
 		writeJSON(w, http.StatusOK, `{"errcode":93000,"errmsg":"invalid webhook url"}`)
 		return nil, false
 	}
@@ -233,14 +234,14 @@ func (s *Server) weCom(w http.ResponseWriter, r *http.Request, body []byte) (*Me
 // over 3000 characters or a header over 150 (HTTP 400 invalid_blocks),
 // and answers HTTP 200 "ok".
 func NewSlack(t testing.TB) *Server {
-	s := newServer(t, notify.TypeSlack, "", randomToken())
-	s.URL = s.srv.URL + "/services/T0001/B0001/" + s.Token
-	s.handle = s.slack
-	return s
+	token := randomToken()
+	return newServer(t, notify.TypeSlack, "", token, (*Server).slackHandler, "/services/T0001/B0001/"+token)
 }
 
+func (s *Server) slackHandler() handlerFunc { return s.slack }
+
 func (s *Server) slack(w http.ResponseWriter, r *http.Request, body []byte) (*Message, bool) {
-	if r.URL.Path != "/services/T0001/B0001/"+s.Token {
+	if r.URL.Path != "/services/T0001/B0001/"+s.token {
 		http.Error(w, "no_service", http.StatusNotFound)
 		return nil, false
 	}
@@ -296,15 +297,14 @@ func (s *Server) slack(w http.ResponseWriter, r *http.Request, body []byte) (*Me
 // requires Content-Type application/cloudevents+json, webhook-id equal to
 // the event's id, and answers HTTP 204.
 func NewWebhook(t testing.TB, secret string) *Server {
-	s := newServer(t, notify.TypeWebhook, secret, "")
-	s.URL = s.srv.URL + "/hooks/ossjobwatch"
-	s.handle = s.webhook
-	return s
+	return newServer(t, notify.TypeWebhook, secret, "", (*Server).webhookHandler, "/hooks/ossjobwatch")
 }
 
 // WebhookTolerance is how far webhook-timestamp may be from the fake's
 // clock: the Standard Webhooks libraries' 5 minutes.
 const WebhookTolerance = 5 * time.Minute
+
+func (s *Server) webhookHandler() handlerFunc { return s.webhook }
 
 func (s *Server) webhook(w http.ResponseWriter, r *http.Request, body []byte) (*Message, bool) {
 	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/cloudevents+json") {
@@ -316,7 +316,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request, body []byte) (*
 		http.Error(w, "missing webhook-id or webhook-timestamp", http.StatusBadRequest)
 		return nil, false
 	}
-	if s.Secret != "" {
+	if s.secret != "" {
 		if err := s.verifyStandardWebhook(id, tsHeader, r.Header.Get("webhook-signature"), body); err != nil {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return nil, false
@@ -351,15 +351,15 @@ func (s *Server) verifyStandardWebhook(id, tsHeader, sigHeader string, body []by
 	if d := s.clock().Sub(time.Unix(ts, 0)); d > WebhookTolerance || d < -WebhookTolerance {
 		return fmt.Errorf("webhook-timestamp too far from now")
 	}
-	key := []byte(s.Secret)
-	if rest, ok := strings.CutPrefix(s.Secret, "whsec_"); ok {
+	key := []byte(s.secret)
+	if rest, ok := strings.CutPrefix(s.secret, "whsec_"); ok {
 		if key, err = base64.StdEncoding.DecodeString(rest); err != nil {
 			return fmt.Errorf("fake's secret is not whsec_<base64>")
 		}
 	}
 	want := hmacB64(key, append([]byte(id+"."+tsHeader+"."), body...))
 	for _, sig := range strings.Fields(sigHeader) {
-		if v, b64, ok := strings.Cut(sig, ","); ok && v == "v1" && b64 == want {
+		if v, b64, ok := strings.Cut(sig, ","); ok && v == "v1" && hmac.Equal([]byte(b64), []byte(want)) {
 			return nil
 		}
 	}
