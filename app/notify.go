@@ -5,10 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"text/template"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -47,25 +45,22 @@ func NotifyReceivers(n *config.Notify, hc *http.Client, now func() time.Time) ([
 			continue
 		}
 		out = append(out, notify.Receiver{Name: r.Name, Type: r.Type, Sender: s, Rates: rc.Rates,
-			Digest: notify.Digestible(r.Type), Secrets: []string{rc.URL, rc.Secret}})
+			Digest: notify.Digestible(r.Type), Secrets: notify.Secrets(rc)})
 	}
 	return out, errors.Join(errs...)
 }
 
 // NotifyRoutes builds the routes of the notify section, their templates
-// parsed and tried on a sample event, so that a template naming a field
-// events do not have fails now rather than at the first event.
+// parsed with notify's functions and tried on a sample event, so that a
+// template naming a field events do not have fails now rather than at the
+// first event.
 func NotifyRoutes(n *config.Notify) ([]notify.Route, error) {
 	var out []notify.Route
 	var errs []error
-	sample := notify.SampleEvent(time.Now())
 	for i, r := range n.Routes {
 		route := notify.Route{RouteConfig: notify.RouteConfig{Name: r.Name, Subjects: r.Subjects, Receivers: r.Receivers, Template: r.Template}}
 		if r.Template != "" {
-			t, err := template.New(r.Name).Option("missingkey=error").Parse(r.Template)
-			if err == nil {
-				err = t.Execute(io.Discard, sample)
-			}
+			t, err := notify.ParseTemplate(r.Name, r.Template)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("notify.routes[%d].template: %w", i, err))
 				continue

@@ -337,3 +337,20 @@ func TestNotifyFaults(t *testing.T) {
 		t.Errorf("only %d of the burst's events went in digests", digestRows)
 	}
 }
+
+// TestNotifyRoutesTemplates: route templates get notify's functions, and
+// one naming a field events lack fails at start, naming the route.
+func TestNotifyRoutesTemplates(t *testing.T) {
+	t.Parallel()
+	n := &config.Notify{Routes: []config.Route{
+		{Name: "ok", Subjects: []string{"ossjobs.>"}, Template: "{{esc .Data.JobID}} {{upper .Data.Status}}"},
+		{Name: "bad", Subjects: []string{"ossjobs.>"}, Template: "{{.Data.Nope}}"},
+	}}
+	routes, err := NotifyRoutes(n)
+	if err == nil || !strings.Contains(err.Error(), "notify.routes[1].template") || strings.Contains(err.Error(), "routes[0]") {
+		t.Fatalf("NotifyRoutes = %v", err)
+	}
+	if len(routes) != 1 || routes[0].Template == nil {
+		t.Errorf("routes = %+v", routes)
+	}
+}

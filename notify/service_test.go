@@ -177,7 +177,7 @@ func TestRoutesAndAcks(t *testing.T) {
 	other := publish(t, b.js, "ossjobs.hz.progress", "job-3", 5)
 
 	want := append(append([]string{}, failed...), tf...)
-	waitFor(t, "a and hook to have the failures, c everything", 20*time.Second, func() bool {
+	waitFor(t, "a and hook to have the failures, c everything", 60*time.Second, func() bool {
 		return len(a.ids()) == 10 && len(hook.ids()) == 10 && len(c.ids()) == 15
 	})
 	for _, f := range []*fakeSender{a, hook} {
@@ -193,7 +193,7 @@ func TestRoutesAndAcks(t *testing.T) {
 			}
 		}
 	}
-	waitFor(t, "every message acknowledged", 10*time.Second, func() bool {
+	waitFor(t, "every message acknowledged", 30*time.Second, func() bool {
 		p1, n1 := ackPending(t, b.js, "ossjobwatch-notify-failures")
 		p2, n2 := ackPending(t, b.js, "ossjobwatch-notify-all")
 		return p1+p2 == 0 && n1+n2 == 0
@@ -241,9 +241,9 @@ func TestAckWaitsForEveryReceiver(t *testing.T) {
 	})
 	ids := publish(t, b.js, "ossjobs.hz.stalled", "job-1", 3)
 	publish(t, b.js, "ossjobs.hz.removed", "job-2", 3)
-	waitFor(t, "good and other served", 10*time.Second, func() bool { return len(good.ids()) == 3 && len(other.ids()) == 3 })
+	waitFor(t, "good and other served", 30*time.Second, func() bool { return len(good.ids()) == 3 && len(other.ids()) == 3 })
 	// Past two ack waits, the messages are still in hand, not redelivered.
-	waitFor(t, "bad to fail for 5s", 10*time.Second, func() bool {
+	waitFor(t, "bad to fail for 5s", 30*time.Second, func() bool {
 		rows, _ := b.st.ReceiverDeliveries(t.Context(), "bad")
 		// One event at a time (no digest): the oldest is retried.
 		return len(rows) >= 1 && rows[0].LastAttemptAt.Sub(rows[0].FirstAttemptAt) > 5*time.Second
@@ -272,7 +272,7 @@ func TestAckWaitsForEveryReceiver(t *testing.T) {
 		t.Errorf("queue_age_seconds{good} = %v with nothing waiting", age)
 	}
 	close(release)
-	waitFor(t, "bad served and r1 acknowledged", 10*time.Second, func() bool {
+	waitFor(t, "bad served and r1 acknowledged", 30*time.Second, func() bool {
 		p, n := ackPending(t, b.js, "ossjobwatch-notify-r1")
 		return len(bad.ids()) == 3 && p == 0 && n == 0
 	})
@@ -298,7 +298,7 @@ func TestRedeliverySkipsDelivered(t *testing.T) {
 	if _, err := b.js.Publish(t.Context(), "ossjobs.hz.stalled", ev.Payload); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "y served and the message acknowledged", 10*time.Second, func() bool {
+	waitFor(t, "y served and the message acknowledged", 30*time.Second, func() bool {
 		p, n := ackPending(t, b.js, "ossjobwatch-notify-r")
 		return len(y.ids()) == 1 && p == 0 && n == 0
 	})
@@ -309,7 +309,7 @@ func TestRedeliverySkipsDelivered(t *testing.T) {
 
 // TestDigest: a burst to a slow-rated receiver is folded into a few
 // digests, each event recorded delivered once.
-func TestDigest(t *testing.T) {
+func TestServiceDigest(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	d := newFake()
@@ -356,7 +356,7 @@ func TestMalformedTerminated(t *testing.T) {
 		}
 	}
 	publish(t, b.js, "ossjobs.hz.progress", "job-1", 2)
-	waitFor(t, "the events after the garbage", 10*time.Second, func() bool {
+	waitFor(t, "the events after the garbage", 30*time.Second, func() bool {
 		p, n := ackPending(t, b.js, "ossjobwatch-notify-r")
 		return len(x.ids()) == 2 && p == 0 && n == 0
 	})
