@@ -43,6 +43,8 @@ type Options struct {
 	// Credentials, if set, sign every target's requests instead of the
 	// targets' configured sources (the demo and tests use static keys).
 	Credentials oss.CredentialsProvider
+	// Notify tunes notify (run with a notify section, and RunNotify).
+	Notify NotifyOptions
 }
 
 // Target is a configured target ready to sweep.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +22,12 @@ import (
 	"github.com/ossjobwatch/ossjobwatch/store/storetest"
 )
 
-func TestMain(m *testing.M) { storetest.Main(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(notifyHelperEnv) != "" {
+		os.Exit(runNotifyHelper()) // TestNotifyCrash's notify process
+	}
+	storetest.Main(m)
+}
 
 type bundle struct {
 	sim    *osssim.Simulator

@@ -41,10 +41,14 @@ type PruneResult struct {
 // its next heartbeat, and its leases are retaken by whoever beats next.
 func PruneConfig(cfg config.Config) store.PruneConfig {
 	return store.PruneConfig{
-		Progress:  cfg.Retention.Progress,
-		Events:    cfg.Retention.Events,
-		Sweeps:    cfg.Retention.Sweeps,
-		DeadAfter: max(minDeadAfter, 10*cfg.LeaseTTL),
+		Progress: cfg.Retention.Progress,
+		Events:   cfg.Retention.Events,
+		// A delivery is kept as long as its event: replay re-publishes
+		// stored events under their ids, and the row is what keeps notify
+		// from telling the receivers again.
+		Deliveries: cfg.Retention.Events,
+		Sweeps:     cfg.Retention.Sweeps,
+		DeadAfter:  max(minDeadAfter, 10*cfg.LeaseTTL),
 	}
 }
 

@@ -81,7 +81,8 @@ func (o RunOptions) withDefaults() RunOptions {
 // Run is `ossjobwatch run`: it sweeps each target on its cron schedule
 // while this replica holds the target's lease, relays the outbox to
 // JetStream continuously, prunes the database every PruneInterval (one
-// replica at a time), and serves /metrics, /healthz and /readyz. It
+// replica at a time), notifies when the config has a notify section, and
+// serves /metrics, /healthz and /readyz. It
 // returns when ctx is done, after a graceful stop bounded by
 // ShutdownTimeout, with the errors of the stop joined.
 func (a *App) Run(ctx context.Context, ro RunOptions) error {
@@ -94,6 +95,16 @@ func (a *App) Run(ctx context.Context, ro RunOptions) error {
 			return fmt.Errorf("target %s: schedule: %w", t.Name, err)
 		}
 		scheds[i] = s
+	}
+	if n := a.cfg.Notify; n != nil {
+		// A receiver or template the config cannot make fails run now,
+		// not quietly once NATS is connected.
+		if _, err := NotifyReceivers(n, a.opts.Notify.HTTPClient, a.opts.NowFunc); err != nil {
+			return err
+		}
+		if _, err := NotifyRoutes(n); err != nil {
+			return err
+		}
 	}
 	log := a.log.With("replica", ro.ReplicaID)
 	log.Info("ossjobwatch running", "targets", len(a.targets), "lease_ttl", ro.LeaseTTL)
@@ -148,6 +159,9 @@ func (a *App) Run(ctx context.Context, ro RunOptions) error {
 	wg.Go(func() { leases.run(loopCtx) })
 	wg.Go(func() { a.relayWhenConnected(loopCtx, ro, log) })
 	wg.Go(func() { a.cleanLoop(loopCtx, ro, log) })
+	if a.cfg.Notify != nil {
+		wg.Go(func() { _ = a.notifyWhenConnected(loopCtx, ro.NATSRetry, ro.ShutdownTimeout/4, log) })
+	}
 
 	var errs []error
 	select {

@@ -81,6 +81,13 @@ type Config struct {
 	// Retention says what the database keeps; see Retention.
 	Retention Retention
 	Targets   []Target
+	// Notify is the file's notify section, nil without one: ossjobwatch
+	// notify needs it, and run starts notifying when it is there.
+	Notify *Notify
+
+	// notifyRaw is the file's notify section before its ${VAR}s are
+	// expanded, which needs Load's getenv.
+	notifyRaw *rawNotify
 
 	// remindersSet is true when the file or the environment set
 	// SuspendedReminders (perhaps to none).
@@ -227,6 +234,8 @@ type Needs struct {
 	Database bool
 	NATS     bool
 	Targets  bool
+	// Notify requires the file's notify section.
+	Notify bool
 }
 
 // Load reads the configuration. getenv is os.Getenv outside tests.
@@ -240,6 +249,12 @@ func Load(getenv func(string) string, flags Flags, needs Needs) (Config, error) 
 		}
 		if cfg, err = parseFile(data); err != nil {
 			return Config{}, fmt.Errorf("config file %s: %w", path, err)
+		}
+		if cfg.notifyRaw != nil {
+			if cfg.Notify, err = cfg.notifyRaw.resolve(getenv); err != nil {
+				return Config{}, fmt.Errorf("config file %s: %w", path, err)
+			}
+			cfg.notifyRaw = nil
 		}
 	}
 
@@ -424,6 +439,12 @@ func (c *Config) validate(needs Needs) error {
 	default:
 		add("OSSJOBWATCH_LOG_LEVEL: %q must be debug, info, warn or error", c.Log.Level)
 	}
+	if c.Notify != nil {
+		errs = append(errs, c.Notify.validate(c.SubjectPrefix)...)
+	}
+	if needs.Notify && c.Notify == nil {
+		add("notify: the config file (OSSJOBWATCH_CONFIG) has no notify section")
+	}
 	if needs.Targets && len(c.Targets) == 0 {
 		add("OSSJOBWATCH_REGION: required (or list targets in the OSSJOBWATCH_CONFIG file)")
 	}
@@ -555,6 +576,7 @@ type fileConfig struct {
 		Level  string `yaml:"level"`
 	} `yaml:"log"`
 	Retention fileRetention `yaml:"retention"`
+	Notify    *fileNotify   `yaml:"notify"`
 	Targets   []struct {
 		Name        string    `yaml:"name"`
 		Region      string    `yaml:"region"`
@@ -648,6 +670,9 @@ func parseFile(data []byte) (Config, error) {
 		if cfg.UI.Auth, err = parseUIAuth(*f.UI.Auth); err != nil {
 			return Config{}, fmt.Errorf("ui.auth: %w", err)
 		}
+	}
+	if f.Notify != nil {
+		cfg.notifyRaw = &rawNotify{file: *f.Notify}
 	}
 	if f.Reminders != nil {
 		r, err := ParseReminders(*f.Reminders)

@@ -310,7 +310,7 @@ type eventView struct {
 }
 
 type deliveryView struct {
-	store.Delivery
+	store.EventDelivery
 	Delivered   when
 	LastAttempt when
 }
@@ -345,7 +345,7 @@ func (c *Console) job(w http.ResponseWriter, r *http.Request) {
 		p.Events = append(p.Events, v)
 	}
 	for _, dv := range d.Deliveries {
-		p.Deliveries = append(p.Deliveries, deliveryView{Delivery: dv, Delivered: c.when(dv.DeliveredAt), LastAttempt: c.when(dv.LastAttemptAt)})
+		p.Deliveries = append(p.Deliveries, deliveryView{EventDelivery: dv, Delivered: c.when(dv.DeliveredAt), LastAttempt: c.when(dv.LastAttemptAt)})
 	}
 	c.render(w, r, http.StatusOK, "job", c.page(r, "jobs", "Job "+id, p))
 }

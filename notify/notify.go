@@ -176,7 +176,7 @@ type SendError struct {
 	Receiver string
 	// Reason is a short label for metrics and logs: "throttled",
 	// "signature", "keyword", "rejected", "http_4xx", "http_5xx",
-	// "timeout", "network", "too_large".
+	// "timeout", "network", "too_large", "redirected".
 	Reason string
 	// Status is the HTTP status code, 0 when no reply came.
 	Status int

@@ -202,7 +202,7 @@ type JobDetail struct {
 	Events      []JobEvent
 	EventsTotal int
 	// Deliveries are the notifications sent about the job's events.
-	Deliveries []Delivery
+	Deliveries []EventDelivery
 }
 
 // JobEventsLimit caps JobDetail.Events.
@@ -229,8 +229,8 @@ type JobEvent struct {
 	Payload     []byte
 }
 
-// Delivery is one notify_deliveries row.
-type Delivery struct {
+// EventDelivery is one notify_deliveries row with what its event says.
+type EventDelivery struct {
 	EventID        string
 	EventType      string // "" when retention deleted the event
 	EventSequence  int64
@@ -325,8 +325,8 @@ func (r *Reader) Job(ctx context.Context, target, jobID string) (JobDetail, erro
 		if err != nil {
 			return err
 		}
-		if d.Deliveries, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Delivery, error) {
-			var v Delivery
+		if d.Deliveries, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (EventDelivery, error) {
+			var v EventDelivery
 			var id uuid.UUID
 			var first, last, delivered *time.Time
 			err := row.Scan(&id, &v.EventType, &v.EventSequence, &v.Receiver, &v.Route, &v.Attempts, &v.LastError,

@@ -46,13 +46,15 @@ type PruneKind string
 const (
 	PruneProgress PruneKind = "progress" // published progress events
 	PruneEvents   PruneKind = "events"   // every other published event
-	PruneSweeps   PruneKind = "sweeps"   // sweep records
-	PruneReplicas PruneKind = "replicas" // rows of replicas long gone
-	PruneLeases   PruneKind = "leases"   // target leases long expired
+	// PruneDeliveries: notify_deliveries rows delivered long ago.
+	PruneDeliveries PruneKind = "deliveries"
+	PruneSweeps     PruneKind = "sweeps"   // sweep records
+	PruneReplicas   PruneKind = "replicas" // rows of replicas long gone
+	PruneLeases     PruneKind = "leases"   // target leases long expired
 )
 
 // PruneKinds are the kinds in the order Prune works on them.
-var PruneKinds = []PruneKind{PruneProgress, PruneEvents, PruneSweeps, PruneReplicas, PruneLeases}
+var PruneKinds = []PruneKind{PruneProgress, PruneEvents, PruneDeliveries, PruneSweeps, PruneReplicas, PruneLeases}
 
 // PruneConfig says what Prune deletes and how fast. An age of zero keeps
 // those rows. Ages are measured back from the database's clock when the
@@ -64,6 +66,10 @@ type PruneConfig struct {
 	Progress time.Duration
 	// Events: the same for every other published event.
 	Events time.Duration
+	// Deliveries: notify_deliveries rows delivered longer ago than this
+	// are deleted. Rows not yet delivered are kept: their message is
+	// still being worked on.
+	Deliveries time.Duration
 	// Sweeps: sweep records started longer ago than this are deleted, all
 	// but each target's last applied sweep (targets.last_sweep_id).
 	Sweeps time.Duration
@@ -105,7 +111,7 @@ func (c PruneConfig) validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"Progress", c.Progress}, {"Events", c.Events}, {"Sweeps", c.Sweeps}, {"DeadAfter", c.DeadAfter},
+	}{{"Progress", c.Progress}, {"Events", c.Events}, {"Deliveries", c.Deliveries}, {"Sweeps", c.Sweeps}, {"DeadAfter", c.DeadAfter},
 		{"StatementTimeout", c.StatementTimeout}, {"LockTimeout", c.LockTimeout}, {"Pause", c.Pause}} {
 		if d.v < 0 {
 			return fmt.Errorf("%s: must not be negative, got %s", d.name, d.v)
@@ -162,6 +168,18 @@ const (
 			FROM types t WHERE t.type IS NOT NULL
 		)
 		SELECT type FROM types WHERE type IS NOT NULL`
+
+	pruneDeliveriesSQL = `
+		WITH doomed AS (
+			SELECT event_id, receiver, delivered_at FROM notify_deliveries
+			WHERE delivered_at >= $1 AND delivered_at < $2
+			ORDER BY delivered_at LIMIT $3
+		), gone AS (
+			DELETE FROM notify_deliveries d USING doomed
+			WHERE d.event_id = doomed.event_id AND d.receiver = doomed.receiver
+			RETURNING 1
+		)
+		SELECT (SELECT count(*) FROM doomed), (SELECT count(*) FROM gone), (SELECT max(delivered_at) FROM doomed)`
 
 	pruneSweepsSQL = `
 		WITH doomed AS (
@@ -256,6 +274,9 @@ func (s *Store) Prune(ctx context.Context, cfg PruneConfig) (pruned Pruned, lock
 				queries = append(queries, pruneQuery{PruneEvents, now.Add(-cfg.Events), pruneEventsSQL, []any{t}})
 			}
 		}
+	}
+	if cfg.Deliveries > 0 {
+		queries = append(queries, pruneQuery{PruneDeliveries, now.Add(-cfg.Deliveries), pruneDeliveriesSQL, nil})
 	}
 	if cfg.Sweeps > 0 {
 		queries = append(queries, pruneQuery{PruneSweeps, now.Add(-cfg.Sweeps), pruneSweepsSQL, nil})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -79,7 +80,15 @@ func runDemo(ctx context.Context, c cli) int {
 	}
 	defer httpLn.Close()
 	fmt.Fprintf(c.stdout, "ossjobwatch demo: console at http://%s%s\n", httpLn.Addr(), console.Prefix)
-	fmt.Fprintln(c.stdout, "ossjobwatch demo: starting PostgreSQL, NATS JetStream and the OSS simulator on this machine…")
+	// The live view's lines come from the follower and the webhook
+	// receiver at once.
+	var outMu sync.Mutex
+	show := func(line string) {
+		outMu.Lock()
+		defer outMu.Unlock()
+		fmt.Fprintln(c.stdout, line)
+	}
+	show("ossjobwatch demo: starting PostgreSQL, NATS JetStream, the OSS simulator and a webhook receiver on this machine…")
 	pg, err := pgtemp.Start()
 	if err != nil {
 		return fail("start a throwaway PostgreSQL (install the postgresql package, or run .ci/install-postgres.sh)", err)
@@ -113,11 +122,18 @@ func runDemo(ctx context.Context, c cli) int {
 	go func() { _ = sim.Serve(ctx, simLn) }()
 	ossURL := "http://" + simLn.Addr().String()
 
+	hook, err := startDemoHook(show)
+	if err != nil {
+		return fail("webhook receiver", err)
+	}
+	defer hook.Close()
+
 	env := demoEnv(pg.URL(), ns.ClientURL(), ossURL, *every)
 	cfg, err := config.Load(func(k string) string { return env[k] }, config.Flags{}, config.Needs{Database: true, NATS: true, Targets: true})
 	if err != nil {
 		return fail("configuration", err)
 	}
+	cfg.Notify = hook.notifyConfig(cfg.SubjectPrefix)
 	log := newLogger(c.stderr, cfg.Log)
 	key := osssim.DefaultCredential
 	a, err := app.Open(ctx, cfg, app.Options{Logger: log, Credentials: oss.StaticCredentials(key.AccessKeyID, key.AccessKeySecret, "")})
@@ -132,17 +148,21 @@ func runDemo(ctx context.Context, c cli) int {
   NATS JetStream   %s  (stream %s, subjects %s.>)
   web console      http://%s%s  (read-only: overview, jobs, live events)
   metrics, health  http://%s/metrics  /healthz  /readyz
+  webhook receiver %s  (ossjobwatch notify: Standard Webhooks,
+                   signed with a secret generated for this demo)
 
 The world holds a job that stops making progress, %s, and one waiting
 in Suspended for a confirmation since yesterday, %s: look for their
-stalled (after %s without a change) and confirmation_due lines. What is
-happening now, from another terminal while the demo runs:
+stalled (after %s without a change) and confirmation_due lines. Status
+changes, failures, stalls and reminders also go to the webhook receiver:
+its "↳ webhook notified" lines follow the events. What is happening now,
+from another terminal while the demo runs:
 
   ossjobwatch jobs --database-url '%s'
 
 Sweeping every %s. Each line is one event on NATS (Ctrl-C to stop):
 
-`, ossURL, *jobs+2, *seed, *tick, pg.URL(), ns.ClientURL(), cfg.Stream.Name, cfg.SubjectPrefix, httpLn.Addr(), console.Prefix, httpLn.Addr(),
+`, ossURL, *jobs+2, *seed, *tick, pg.URL(), ns.ClientURL(), cfg.Stream.Name, cfg.SubjectPrefix, httpLn.Addr(), console.Prefix, httpLn.Addr(), hook.url,
 		shorten(attentionJobID(sim, osssim.StallingDescription), 14), shorten(attentionJobID(sim, osssim.UnconfirmedDescription), 14),
 		demoStallAfter, pg.URL(), *every)
 
@@ -153,7 +173,7 @@ Sweeping every %s. Each line is one event on NATS (Ctrl-C to stop):
 	colour := isTerminal(c.stdout)
 	followErr := waitForStream(ctx, a, func(js jetstream.JetStream) error {
 		return follow(ctx, js, cfg.Stream.Name, cfg.SubjectPrefix+".>", jetstream.DeliverAllPolicy, func(m jetstream.Msg) {
-			fmt.Fprintln(c.stdout, formatEvent(m.Data(), colour))
+			show(formatEvent(m.Data(), colour))
 			if n := seen.Add(1); *maxEvents > 0 && n >= int64(*maxEvents) {
 				stop()
 			}
@@ -161,12 +181,15 @@ Sweeping every %s. Each line is one event on NATS (Ctrl-C to stop):
 	})
 	stop()
 	err = <-runErr
+	received, refused := hook.counts()
+	outMu.Lock()
+	defer outMu.Unlock()
 	fmt.Fprintf(c.stdout, `
-%d events seen. While a demo runs, from another terminal:
+%d events seen; the webhook receiver was notified of %d (%d requests refused). While a demo runs, from another terminal:
 
   # the history in SQL (psql from the postgresql-client package)
   psql '%s' -c "SELECT status, entered_at, duration FROM job_status_history ORDER BY job_id, sequence LIMIT 20"
-  ossjobwatch history --database-url '%s' JOBID
+  ossjobwatch history --database-url '%s' JOBID    # with who was notified, when
   ossjobwatch jobs --database-url '%s' --stalled      # or --suspended, --all, --json
 
   # the events on NATS
@@ -175,7 +198,7 @@ Sweeping every %s. Each line is one event on NATS (Ctrl-C to stop):
 
 This demo's servers are stopped now and their data is gone; the README shows
 how to run ossjobwatch against your own PostgreSQL, NATS and OSS.
-`, seen.Load(), pg.URL(), pg.URL(), pg.URL(), ns.ClientURL(), ns.ClientURL())
+`, seen.Load(), received, refused, pg.URL(), pg.URL(), pg.URL(), ns.ClientURL(), ns.ClientURL())
 	if followErr != nil {
 		return fail("live view", followErr)
 	}

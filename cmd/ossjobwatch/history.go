@@ -64,7 +64,12 @@ func runHistory(ctx context.Context, c cli) int {
 		}
 		return exitOK
 	}
-	printHistory(c.stdout, events)
+	deliveries, err := st.JobDeliveries(ctx, jobID, *target)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "ossjobwatch: %v\n", err)
+		return exitFailure
+	}
+	printHistory(c.stdout, events, deliveries)
 	return exitOK
 }
 
@@ -88,9 +93,13 @@ type eventData struct {
 	FailsAt            time.Time `json:"failsAt"`
 }
 
-func printHistory(w io.Writer, events []store.HistoryEvent) {
+func printHistory(w io.Writer, events []store.HistoryEvent, deliveries []store.Delivery) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	defer tw.Flush()
+	told := map[string][]store.Delivery{}
+	for _, d := range deliveries {
+		told[d.EventID] = append(told[d.EventID], d)
+	}
 	lastTarget := ""
 	for _, e := range events {
 		var env struct {
@@ -138,5 +147,32 @@ func printHistory(w io.Writer, events []store.HistoryEvent) {
 			published = "published"
 		}
 		fmt.Fprintf(tw, "  %s\t#%d\t%s\t%s\t%s\n", e.ObservedAt.UTC().Format(time.RFC3339), e.Sequence, what, detail, published)
+		for _, d := range told[e.ID] {
+			fmt.Fprintf(tw, "  \t\t→ %s\t%s\n", d.Receiver, deliveryLine(d))
+		}
 	}
+}
+
+// deliveryLine says when a receiver was told, or what is still being
+// tried.
+func deliveryLine(d store.Delivery) string {
+	if !d.DeliveredAt.IsZero() {
+		s := "told " + d.DeliveredAt.UTC().Format(time.RFC3339) + " (route " + d.Route
+		if d.DigestSize > 1 {
+			s += fmt.Sprintf(", in a digest of %d", d.DigestSize)
+		}
+		if d.Attempts > 1 {
+			s += fmt.Sprintf(", after %d attempts", d.Attempts)
+		}
+		return s + ")"
+	}
+	s := fmt.Sprintf("pending: %d attempts, the last %s", d.Attempts, d.LastAttemptAt.UTC().Format(time.RFC3339))
+	if d.LastError != "" {
+		msg := d.LastError
+		if len(msg) > 120 {
+			msg = msg[:120] + "…"
+		}
+		s += ": " + msg
+	}
+	return s
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ossjobwatch/ossjobwatch/job"
 	"github.com/ossjobwatch/ossjobwatch/oss/osssim"
@@ -109,6 +110,37 @@ func TestHistory(t *testing.T) {
 			t.Errorf("history output lacks %q:\n%s", want, stdout)
 		}
 	}
+	// Who was told: the failure to a robot in a digest, and a webhook
+	// still being tried.
+	evs, err := st.History(t.Context(), "job-1", "")
+	if err != nil || len(evs) != 4 {
+		t.Fatalf("History = %d events, %v", len(evs), err)
+	}
+	at := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	ref := func(i int, receiver string) store.DeliveryRef {
+		return store.DeliveryRef{EventID: evs[i].ID, Receiver: receiver, Route: "failures", Target: "hz", JobID: "job-1"}
+	}
+	if err := st.RecordDelivered(t.Context(), []store.DeliveryRef{ref(1, "ops-dingtalk"), ref(2, "ops-dingtalk")}, at); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := st.RecordFailure(t.Context(), []store.DeliveryRef{ref(1, "audit")}, at, "notify audit: http_5xx (HTTP 503)"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, stdout, _ = runVerb(t, env, "history", "job-1")
+	for _, want := range []string{
+		"→ ops-dingtalk", "told 2026-12-02T10:00:00Z (route failures, in a digest of 2)\n",
+		"→ audit", "pending: 2 attempts, the last 2026-12-02T10:00:00Z: notify audit: http_5xx (HTTP 503)\n",
+	} {
+		if code != exitOK || !strings.Contains(stdout, want) {
+			t.Errorf("history output lacks %q:\n%s", want, stdout)
+		}
+	}
+	if strings.Index(stdout, "Active → Failed") > strings.Index(stdout, "→ audit") || strings.Index(stdout, "→ audit") > strings.Index(stdout, "+3 tasks failed") {
+		t.Errorf("the deliveries are not under their event:\n%s", stdout)
+	}
+
 	code, stdout, _ = runVerb(t, env, "history", "--json", "--target", "hz", "job-1")
 	if code != exitOK || strings.Count(stdout, `"specversion":"1.0"`) != 4 {
 		t.Errorf("history --json: code %d\n%s", code, stdout)

@@ -123,7 +123,7 @@ func TestRunCheckConfig(t *testing.T) {
 
 func TestDemoShowsEvents(t *testing.T) {
 	t.Parallel()
-	code, stdout, stderr := runSync(nil, "demo", "--jobs", "20", "--every", "1s", "--tick", "300ms", "--max-events", "30", "--for", "2m")
+	code, stdout, stderr := runSync(nil, "demo", "--jobs", "20", "--every", "1s", "--tick", "300ms", "--max-events", "60", "--for", "2m")
 	if code != exitOK {
 		t.Fatalf("demo: code %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
@@ -131,13 +131,17 @@ func TestDemoShowsEvents(t *testing.T) {
 		t.Errorf("demo's first line is not the console's URL: %q", first)
 	}
 	for _, want := range []string{"OSS simulator", "PostgreSQL", "NATS JetStream", "discovered", "(baseline)", "events seen", "job_status_history", "ossjobwatch tail --nats-url",
-		"a job that stops making progress", "ossjobwatch jobs --database-url 'postgres"} {
+		"a job that stops making progress", "ossjobwatch jobs --database-url 'postgres",
+		"webhook receiver http://127.0.0.1:", "↳ webhook notified (signature verified): ", "the webhook receiver was notified of "} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, stdout)
 		}
 	}
-	if n := strings.Count(stdout, "demo-hangzhou"); n < 30 {
-		t.Errorf("demo printed %d event lines, want at least 30", n)
+	if n := strings.Count(stdout, "demo-hangzhou"); n < 60 {
+		t.Errorf("demo printed %d event lines, want at least 60", n)
+	}
+	if strings.Contains(stdout, "webhook refused") || !regexp.MustCompile(`notified of [1-9][0-9]* \(0 requests refused\)`).MatchString(stdout) {
+		t.Errorf("the demo's webhook receiver was not notified, or refused a request:\n%s", stdout)
 	}
 	// The banner names the job that stalls and the one awaiting
 	// confirmation; the live view shows them discovered.

@@ -80,6 +80,11 @@ func pruneRule(k store.PruneKind, pc store.PruneConfig) string {
 			return s
 		}
 		return "other published events observed over " + pc.Events.String() + " ago"
+	case store.PruneDeliveries:
+		if s, ok := kept(pc.Deliveries, "OSSJOBWATCH_RETENTION_EVENTS"); ok {
+			return s
+		}
+		return "notifications delivered over " + pc.Deliveries.String() + " ago (as events)"
 	case store.PruneSweeps:
 		if s, ok := kept(pc.Sweeps, "OSSJOBWATCH_RETENTION_SWEEPS"); ok {
 			return s

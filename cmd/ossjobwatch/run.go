@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"strings"
 
 	"github.com/ossjobwatch/ossjobwatch/app"
 	"github.com/ossjobwatch/ossjobwatch/config"
@@ -74,5 +75,25 @@ func printConfig(c cli, cfg config.Config) {
 		}
 		fmt.Fprintf(w, "  target %s: region %s, endpoint %s, schedule %q, credentials %s, %s\n",
 			t.Name, t.Region, endpoint, t.Schedule, t.Credentials.Source, state)
+	}
+	if n := cfg.Notify; n != nil {
+		for _, r := range n.Receivers {
+			signed, rates := "unsigned", "the type's default rate"
+			if r.Secret != "" {
+				signed = "signed"
+			}
+			if len(r.Rates) > 0 {
+				var rs []string
+				for _, rt := range r.Rates {
+					rs = append(rs, fmt.Sprintf("%d per %s", rt.Count, rt.Per))
+				}
+				rates = strings.Join(rs, ", ")
+			}
+			// The URL is not shown: it holds a token.
+			fmt.Fprintf(w, "  notify receiver %s: %s, %s, %s\n", r.Name, r.Type, signed, rates)
+		}
+		for _, r := range n.Routes {
+			fmt.Fprintf(w, "  notify route %s: %s → %s\n", r.Name, strings.Join(r.Subjects, " "), strings.Join(r.Receivers, ", "))
+		}
 	}
 }

@@ -1,0 +1,408 @@
+package notify
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"log/slog"
+	"math"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sethvargo/go-retry"
+	"golang.org/x/time/rate"
+
+	"github.com/ossjobwatch/ossjobwatch/store"
+)
+
+// worker sends one receiver's events, one request at a time: it waits for
+// the receiver's rate, folds everything that waited into one digest (when
+// the type allows), records the outcome, and retries with backoff.
+type worker struct {
+	s        *Service
+	rc       Receiver
+	log      *slog.Logger
+	limiters []*rate.Limiter
+	secrets  []string
+
+	mu    sync.Mutex
+	queue []*pending // oldest first
+	byID  map[string]*pending
+	wake  chan struct{}
+
+	// notBefore is when the next request may go after a failure.
+	notBefore time.Time
+	backoff   retry.Backoff
+}
+
+// pending is one event waiting for this receiver, and the messages (one
+// per route, or more if JetStream redelivered it) that wait on it.
+type pending struct {
+	ev      Event
+	since   time.Time
+	waiters []*tracker
+	// checked is true once the deliveries table said the receiver did not
+	// have it yet.
+	checked bool
+}
+
+func newWorker(s *Service, rc Receiver) *worker {
+	w := &worker{s: s, rc: rc, log: s.log.With("receiver", rc.Name), byID: map[string]*pending{}, wake: make(chan struct{}, 1)}
+	for _, r := range rc.Rates {
+		w.limiters = append(w.limiters, newLimiter(r))
+	}
+	w.secrets = secretsOf(rc.Secrets)
+	return w
+}
+
+// newLimiter turns "at most Count in any window of Per" into a token
+// bucket that keeps it: a burst of a third of Count, the rest spread
+// evenly, so a window of Per sees at most burst + (Count-burst) requests.
+func newLimiter(r Rate) *rate.Limiter {
+	burst := max(1, r.Count/3)
+	if r.Count == 1 {
+		return rate.NewLimiter(rate.Every(r.Per), 1)
+	}
+	return rate.NewLimiter(rate.Every(r.Per/time.Duration(r.Count-burst)), burst)
+}
+
+// secretsOf expands what must be scrubbed from errors: each secret, and
+// for a URL its query values and long path segments (tokens).
+func secretsOf(secrets []string) []string {
+	var out []string
+	for _, s := range secrets {
+		if s == "" {
+			continue
+		}
+		out = append(out, s)
+		u, err := url.Parse(s)
+		if err != nil || u.Host == "" {
+			continue
+		}
+		for _, vs := range u.Query() {
+			for _, v := range vs {
+				if len(v) >= 6 {
+					out = append(out, v, url.QueryEscape(v))
+				}
+			}
+		}
+		for seg := range strings.SplitSeq(u.Path, "/") {
+			if len(seg) >= 16 {
+				out = append(out, seg)
+			}
+		}
+		if p, ok := u.User.Password(); ok && p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// scrub removes the receiver's secrets from s.
+func (w *worker) scrub(s string) string {
+	for _, sec := range w.secrets {
+		s = strings.ReplaceAll(s, sec, "redacted")
+	}
+	return s
+}
+
+func (w *worker) newBackoff() retry.Backoff {
+	b := retry.NewExponential(w.s.cfg.MinBackoff)
+	b = retry.WithJitterPercent(20, b)
+	return retry.WithCappedDuration(w.s.cfg.MaxBackoff, b)
+}
+
+// enqueue adds ev for this receiver on behalf of t. An event already
+// waiting (the same event by another route, or redelivered) is sent once
+// for all of them.
+func (w *worker) enqueue(ev Event, since time.Time, t *tracker) {
+	w.mu.Lock()
+	if p, ok := w.byID[ev.ID]; ok {
+		p.waiters = append(p.waiters, t)
+	} else {
+		p := &pending{ev: ev, since: since, waiters: []*tracker{t}}
+		w.queue = append(w.queue, p)
+		w.byID[ev.ID] = p
+	}
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// queueAge is the age of the oldest waiting event, 0 when none waits.
+func (w *worker) queueAge() float64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.queue) == 0 {
+		return 0
+	}
+	return max(0, w.s.cfg.NowFunc().Sub(w.queue[0].since).Seconds())
+}
+
+func (w *worker) empty() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.queue) == 0
+}
+
+// sleep waits d or until ctx is done; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// run is the worker's loop, until ctx is done.
+func (w *worker) run(ctx context.Context) {
+	w.backoff = w.newBackoff()
+	for {
+		if w.empty() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-w.wake:
+				continue
+			}
+		}
+		w.mu.Lock()
+		wait := time.Until(w.notBefore)
+		w.mu.Unlock()
+		if !sleep(ctx, wait) {
+			return
+		}
+		if !w.skipDelivered(ctx) {
+			continue
+		}
+		if w.empty() {
+			continue
+		}
+		// Wait for the rate; what arrives meanwhile joins the digest.
+		now := time.Now()
+		var delay time.Duration
+		for _, l := range w.limiters {
+			delay = max(delay, l.ReserveN(now, 1).DelayFrom(now))
+		}
+		if !sleep(ctx, delay) {
+			return
+		}
+		if !w.skipDelivered(ctx) {
+			continue
+		}
+		if batch, m, refs := w.take(); len(batch) > 0 {
+			w.send(ctx, batch, m, refs)
+		}
+	}
+}
+
+// skipDelivered asks the deliveries table about the events not checked
+// yet and completes those the receiver already has (a redelivered
+// message). It reports false when the database could not answer; the
+// worker then waits as after a failed request.
+func (w *worker) skipDelivered(ctx context.Context) bool {
+	w.mu.Lock()
+	var ids []string
+	for _, p := range w.queue {
+		if !p.checked {
+			ids = append(ids, p.ev.ID)
+		}
+	}
+	w.mu.Unlock()
+	if len(ids) == 0 {
+		return true
+	}
+	had, err := w.s.cfg.Store.Delivered(ctx, ids, w.rc.Name)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Warn("notify: cannot read the deliveries; retrying", "err", err)
+			w.failed(nil, err)
+		}
+		return false
+	}
+	var done []*pending
+	w.mu.Lock()
+	for _, id := range ids {
+		p := w.byID[id]
+		if p == nil {
+			continue
+		}
+		if had[id] {
+			done = append(done, p)
+		} else {
+			p.checked = true
+		}
+	}
+	w.mu.Unlock()
+	if len(done) > 0 {
+		w.log.Debug("notify: skipping events the receiver already has", "events", len(done))
+		w.complete(done)
+	}
+	return true
+}
+
+// take chooses the next request's events. While the receiver's rate has
+// budget for every waiting event, the oldest goes alone; when more wait
+// than the budget allows, a type that takes digests gets them all in one
+// (up to MaxDigest), oldest first. It returns the message and the
+// deliveries it would make.
+func (w *worker) take() ([]*pending, Message, []store.DeliveryRef) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 1
+	if w.rc.Digest && len(w.queue) > 1+w.budget() {
+		n = w.s.cfg.MaxDigest
+	}
+	batch := append([]*pending(nil), w.queue[:min(n, len(w.queue))]...)
+	m := Message{Events: make([]Event, len(batch))}
+	refs := make([]store.DeliveryRef, len(batch))
+	for i, p := range batch {
+		m.Events[i] = p.ev
+		refs[i] = store.DeliveryRef{EventID: p.ev.ID, Receiver: w.rc.Name, Route: p.waiters[0].r.Name,
+			Target: p.ev.Data.Target, JobID: cmp.Or(p.ev.Data.JobID, p.ev.Subject)}
+	}
+	if len(batch) == 1 {
+		m.Template = batch[0].waiters[0].r.Template
+	}
+	return batch, m, refs
+}
+
+// budget is how many more requests the rates allow right now, besides
+// the one reserved.
+func (w *worker) budget() int {
+	b := math.MaxInt
+	now := time.Now()
+	for _, l := range w.limiters {
+		b = min(b, max(0, int(l.TokensAt(now))))
+	}
+	return b
+}
+
+// send makes one request with batch and records its outcome.
+func (w *worker) send(ctx context.Context, batch []*pending, m Message, refs []store.DeliveryRef) {
+	sctx, cancel := context.WithTimeout(ctx, w.s.cfg.SendTimeout)
+	_, err := w.rc.Sender.Send(sctx, m)
+	cancel()
+	at := w.s.cfg.NowFunc()
+	if err != nil {
+		if ctx.Err() != nil {
+			return // stopping: the message is handed back
+		}
+		w.failed(refs, err)
+		return
+	}
+	// Recorded before the ack, whatever happens to ctx meanwhile: a
+	// redelivery must find it.
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer rcancel()
+	rb := retry.WithMaxDuration(10*time.Second, retry.WithCappedDuration(2*time.Second, retry.NewExponential(50*time.Millisecond)))
+	if err := retry.Do(rctx, rb, func(ctx context.Context) error {
+		return retry.RetryableError(w.s.cfg.Store.RecordDelivered(ctx, refs, at))
+	}); err != nil {
+		// Not acknowledged: the messages come again after AckWait and this
+		// receiver gets them again (at least once).
+		w.log.Error("notify: delivered but not recorded; the events will be sent again", "events", len(refs), "err", err)
+		w.drop(batch)
+		return
+	}
+	w.mu.Lock()
+	w.backoff = w.newBackoff()
+	w.notBefore = time.Time{}
+	w.mu.Unlock()
+	if len(batch) > 1 {
+		w.s.metrics.digests.WithLabelValues(w.rc.Name).Inc()
+	}
+	w.complete(batch)
+}
+
+// failed records a failed request (refs nil: the database failed) and
+// sets the wait before the next one.
+func (w *worker) failed(refs []store.DeliveryRef, err error) {
+	reason, wait := "error", time.Duration(0)
+	w.mu.Lock()
+	next, _ := w.backoff.Next()
+	w.mu.Unlock()
+	wait = next
+	var se *SendError
+	if errors.As(err, &se) {
+		reason = se.Reason
+		if se.Slow {
+			wait = w.s.cfg.SlowRetry
+		}
+		wait = max(wait, min(se.RetryAfter, w.s.cfg.MaxRetryAfter))
+	} else if refs == nil {
+		reason = "database"
+	}
+	msg := w.scrub(err.Error())
+	w.s.metrics.failures.WithLabelValues(w.rc.Name, reason).Inc()
+	w.log.Warn("notify: delivery failed; retrying", "events", len(refs), "reason", reason, "retry_in", wait.Round(time.Millisecond), "err", msg)
+	if refs != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := w.s.cfg.Store.RecordFailure(ctx, refs, w.s.cfg.NowFunc(), msg); err != nil {
+			w.log.Warn("notify: cannot record the failed attempt", "err", err)
+		}
+	}
+	w.mu.Lock()
+	w.notBefore = time.Now().Add(wait)
+	w.mu.Unlock()
+}
+
+// complete removes batch from the queue and tells each message's tracker
+// this receiver has it.
+func (w *worker) complete(batch []*pending) {
+	var waiters []*tracker
+	w.mu.Lock()
+	for _, p := range batch {
+		w.remove(p)
+		waiters = append(waiters, p.waiters...)
+		routes := map[string]bool{}
+		for _, t := range p.waiters {
+			if !routes[t.r.Name] {
+				routes[t.r.Name] = true
+				w.s.metrics.deliveries.WithLabelValues(w.rc.Name, t.r.Name).Inc()
+			}
+		}
+	}
+	w.mu.Unlock()
+	for _, t := range waiters {
+		t.done()
+	}
+}
+
+// drop removes batch from the queue without telling the trackers: their
+// messages are redelivered after AckWait.
+func (w *worker) drop(batch []*pending) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, p := range batch {
+		w.remove(p)
+		for _, t := range p.waiters {
+			t.r.untrack(t)
+		}
+	}
+}
+
+// remove takes p out of the queue; w.mu is held.
+func (w *worker) remove(p *pending) {
+	if w.byID[p.ev.ID] != p {
+		return
+	}
+	delete(w.byID, p.ev.ID)
+	for i, q := range w.queue {
+		if q == p {
+			w.queue = append(w.queue[:i], w.queue[i+1:]...)
+			break
+		}
+	}
+}
