@@ -256,7 +256,7 @@ func (p *Poller) Sweep(ctx context.Context, t Target, mode Mode) (Result, error)
 
 	var details map[string]*job.Detail
 	if mode == Hot {
-		st, err := p.load(ctx, t.Name, ts)
+		st, err := p.load(ctx, t.Name, ts, 0)
 		if err != nil {
 			return fail(err)
 		}
@@ -441,7 +441,11 @@ func (p *Poller) apply(ctx context.Context, t Target, ts *targetState, l *listin
 		}
 		l.copiedTo = nil
 	}
-	st, err := p.load(ctx, t.Name, ts)
+	sizeHint := 0
+	if !l.hot {
+		sizeHint = len(l.jobs)
+	}
+	st, err := p.load(ctx, t.Name, ts, sizeHint)
 	if err != nil {
 		return 0, err
 	}
@@ -567,15 +571,17 @@ func (p *Poller) reportAnomalies(listing []job.Job, res *Result, log *slog.Logge
 }
 
 // load returns the target's state, reading its live snapshots into ts
-// unless ts holds them as of the sweep applied last.
-func (p *Poller) load(ctx context.Context, target string, ts *targetState) (store.TargetState, error) {
+// unless ts holds them as of the sweep applied last. sizeHint is about how
+// many there are, 0 if unknown (see store.Store.Snapshots): a full
+// listing's length.
+func (p *Poller) load(ctx context.Context, target string, ts *targetState, sizeHint int) (store.TargetState, error) {
 	st, err := p.cfg.Store.TargetState(ctx, target)
 	if err != nil {
 		return st, err
 	}
 	if !ts.loaded || ts.version != st.LastSweepID {
 		ts.loaded, ts.snaps = false, nil
-		if st, ts.snaps, err = p.cfg.Store.Snapshots(ctx, target); err != nil {
+		if st, ts.snaps, err = p.cfg.Store.Snapshots(ctx, target, sizeHint); err != nil {
 			return st, err
 		}
 		ts.version, ts.loaded = st.LastSweepID, true

@@ -11,8 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/ossjobwatch/ossjobwatch/event"
 	"github.com/ossjobwatch/ossjobwatch/job"
@@ -114,12 +116,17 @@ func targetState(ctx context.Context, q querier, target string, forUpdate bool) 
 // should a sweep be applied between the two reads, ApplySweep sees a newer
 // version than the one returned and refuses with ErrConflict, so mixed data
 // is never written.
-func (s *Store) Snapshots(ctx context.Context, target string) (TargetState, []job.Snapshot, error) {
+//
+// sizeHint, if not 0, is about how many there are (a sweep knows its
+// listing's length): they are then read into one slice of that size.
+// Without it they are read in chunks and joined, which holds them twice
+// for a moment.
+func (s *Store) Snapshots(ctx context.Context, target string, sizeHint int) (TargetState, []job.Snapshot, error) {
 	st, err := s.TargetState(ctx, target)
 	if err != nil {
 		return st, nil, err
 	}
-	snaps, err := s.readSnapshots(ctx, target, `removed_at IS NULL`)
+	snaps, err := s.readSnapshots(ctx, sizeHint, target, `removed_at IS NULL`)
 	return st, snaps, err
 }
 
@@ -130,7 +137,7 @@ func (s *Store) Tombstones(ctx context.Context, target string, ids []string) ([]
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	return s.readSnapshots(ctx, target, `removed_at IS NOT NULL AND job_id = ANY($2)`, ids)
+	return s.readSnapshots(ctx, 0, target, `removed_at IS NOT NULL AND job_id = ANY($2)`, ids)
 }
 
 // snapshotReadChunk is the most snapshots readSnapshots reads into one
@@ -138,7 +145,7 @@ func (s *Store) Tombstones(ctx context.Context, target string, ids []string) ([]
 // reads a handful).
 const snapshotReadChunk = 4096
 
-func (s *Store) readSnapshots(ctx context.Context, target, where string, args ...any) ([]job.Snapshot, error) {
+func (s *Store) readSnapshots(ctx context.Context, sizeHint int, target, where string, args ...any) ([]job.Snapshot, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT job_id, status, coalesce(operation, ''), coalesce(description, ''), coalesce(priority, 0),
 		       creation_time, termination_time,
@@ -150,12 +157,18 @@ func (s *Store) readSnapshots(ctx context.Context, target, where string, args ..
 		return nil, fmt.Errorf("read snapshots of target %s: %w", target, err)
 	}
 	defer rows.Close()
-	// Read in chunks and joined once: appending to one slice copied 100,000
-	// snapshots, and faulted in fresh memory, a dozen times over.
+	// With a size hint, into one slice with some headroom (a few more than
+	// that start a chunk); without, in chunks joined once: appending to one
+	// slice copied 100,000 snapshots, and faulted in fresh memory, a dozen
+	// times over.
 	var chunks [][]job.Snapshot
 	var snaps []job.Snapshot
 	for rows.Next() {
-		if len(snaps) == cap(snaps) {
+		switch {
+		case snaps == nil && sizeHint > 0:
+			// At the first row: a target's first sweep reads none.
+			snaps = make([]job.Snapshot, 0, sizeHint+sizeHint/50+16)
+		case len(snaps) == cap(snaps):
 			if snaps != nil {
 				chunks = append(chunks, snaps)
 			}
@@ -512,7 +525,11 @@ func copySnapshots(ctx context.Context, tx pgx.Tx, a Apply) error {
 		"tasks_total", "tasks_succeeded", "tasks_failed", "elapsed_active_seconds", "descriptor", "last_sequence", "removed_at",
 		"status_since", "activity_at", "stalled_at", "suspended_since", "reminders_sent", "reminded_up_to_seconds",
 		"target", "first_seen_at", "last_seen_at", "last_changed_at", "last_sweep_id", "listed_at"}
-	var target, listedAt, sweepID any = a.Target, a.ListedAt, a.SweepID
+	sweepUUID, err := copyUUID(a.SweepID)
+	if err != nil {
+		return fmt.Errorf("write %d snapshots of target %s: sweep id: %w", len(a.Snapshots), a.Target, err)
+	}
+	var target, listedAt, sweepID any = a.Target, a.ListedAt, sweepUUID
 	rows := snapshotRows(a.Snapshots, func(row []any, sn *job.Snapshot) []any {
 		// removed_at in place of removed: a first sweep has no tombstones,
 		// but the rule is upsertSQL's all the same.
@@ -566,7 +583,10 @@ func insertEvents(ctx context.Context, tx pgx.Tx, a Apply) (int, error) {
 	}
 	next, stop := iter.Pull2(a.Events)
 	defer stop()
-	var sweepID any = a.SweepID
+	sweepID, err := copyUUID(a.SweepID)
+	if err != nil {
+		return 0, fmt.Errorf("append events of target %s: sweep id: %w", a.Target, err)
+	}
 	src := pgx.CopyFromFunc(func() ([]any, error) {
 		ev, err, ok := next()
 		if !ok {
@@ -579,7 +599,11 @@ func insertEvents(ctx context.Context, tx pgx.Tx, a Apply) (int, error) {
 		if ev.From != "" {
 			from = string(ev.From)
 		}
-		return []any{ev.ID, a.Target, ev.JobID, ev.Sequence, ev.Type, ev.Subject, from, string(ev.To), ev.Payload, ev.ObservedAt, sweepID}, nil
+		id, err := copyUUID(ev.ID)
+		if err != nil {
+			return nil, fmt.Errorf("event of job %s: id: %w", ev.JobID, err)
+		}
+		return []any{id, a.Target, ev.JobID, ev.Sequence, ev.Type, ev.Subject, from, string(ev.To), ev.Payload, ev.ObservedAt, sweepID}, nil
 	})
 	n, err := tx.CopyFrom(ctx, pgx.Identifier{"job_events"},
 		[]string{"id", "target", "job_id", "sequence", "type", "subject", "from_status", "to_status", "payload", "observed_at", "sweep_id"}, src)
@@ -587,6 +611,17 @@ func insertEvents(ctx context.Context, tx pgx.Tx, a Apply) (int, error) {
 		return 0, fmt.Errorf("append events of target %s: %w", a.Target, err)
 	}
 	return int(n), nil
+}
+
+// copyUUID is id as COPY takes a uuid column's value without a detour: a
+// string makes pgx fail to encode it, build an error, and then parse it,
+// for every row.
+func copyUUID(id string) (pgtype.UUID, error) {
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return pgtype.UUID{}, err
+	}
+	return pgtype.UUID{Bytes: u, Valid: true}, nil
 }
 
 func timeOrNull(t time.Time) *time.Time {
