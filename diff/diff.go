@@ -64,9 +64,11 @@ type Change struct {
 	// Sequence is this change's place in the job's event history.
 	Sequence int64
 	// Job is the job's current state; for Removed, its last known state.
-	// It points into the Input's listing or snapshots, which must not change
-	// while the change is in use: a baseline of 100,000 jobs would otherwise
-	// hold a second copy of every descriptor.
+	// It points into the Result's Snapshots (every change has its job's new
+	// snapshot there), which must not be reordered or filtered in place
+	// while the change is in use. Not into the listing: a caller may let
+	// the listing go once it has the Result, and a baseline's snapshots
+	// copy every listed job.
 	Job *job.Job
 	// From is the status before a StatusChanged.
 	From job.Status
@@ -159,7 +161,25 @@ func Compute(in Input) Result {
 			k++
 		}
 	}
+	res.pointAtSnapshots()
 	return res
+}
+
+// pointAtSnapshots points each change's Job at its job's new snapshot, the
+// same descriptor as the listing's (or, for Removed, the previous
+// snapshot's). Both are in id order, and each change has its snapshot: a
+// change moves the sequence, and a moved sequence writes one.
+func (res *Result) pointAtSnapshots() {
+	k := 0
+	for i := range res.Changes {
+		c := &res.Changes[i]
+		for k < len(res.Snapshots) && res.Snapshots[k].Job.ID < c.Job.ID {
+			k++
+		}
+		if k < len(res.Snapshots) && res.Snapshots[k].Job.ID == c.Job.ID {
+			c.Job = &res.Snapshots[k].Job
+		}
+	}
 }
 
 // observe compares a listed job with its snapshot, if it has one.

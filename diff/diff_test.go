@@ -482,3 +482,36 @@ func TestRemindersSurviveAChangeOfTheList(t *testing.T) {
 		t.Errorf("a reminder list shrunk to 312h gives %d reminders at 313h, want 1", n)
 	}
 }
+
+// TestChangesPointIntoSnapshots: a change's Job is its job's new snapshot
+// in the Result, with the descriptor listed (or, for a removal, the last
+// one known), so that a caller may let the listing go.
+func TestChangesPointIntoSnapshots(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	gone := active("a-gone", 5, 5, 0)
+	gone.Status = job.StatusComplete
+	moved := active("b-moved", 10, 2, 0)
+	listing := []job.Job{active("b-moved", 10, 4, 1), active("c-new", 3, 0, 0), active("d-same", 1, 0, 0)}
+	listing[1].Status = job.StatusFailed
+	res := diff.Compute(diff.Input{Previous: prevOf(3, gone, moved, active("d-same", 1, 0, 0)), Listing: listing, Complete: true, Now: now})
+	if got, want := kinds(res.Changes), []string{"a-gone:removed#4", "b-moved:tasks_failed#4", "b-moved:progress#5",
+		"c-new:discovered#1", "c-new:status_changed#2"}; !slices.Equal(got, want) {
+		t.Fatalf("changes %v, want %v", got, want)
+	}
+	for _, c := range res.Changes {
+		i := slices.IndexFunc(res.Snapshots, func(s diff.Snapshot) bool { return s.Job.ID == c.Job.ID })
+		if i < 0 || c.Job != &res.Snapshots[i].Job {
+			t.Errorf("%s's change points at %p, not at its snapshot", c.Job.ID, c.Job)
+		}
+	}
+	for _, j := range listing {
+		i := slices.IndexFunc(res.Snapshots, func(s diff.Snapshot) bool { return s.Job.ID == j.ID })
+		if i >= 0 && !res.Snapshots[i].Job.Equal(j) {
+			t.Errorf("snapshot of %s = %+v, want the listed %+v", j.ID, res.Snapshots[i].Job, j)
+		}
+	}
+	if res.Snapshots[0].Job.ID != "a-gone" || !res.Snapshots[0].Removed || !res.Snapshots[0].Job.Equal(gone) {
+		t.Errorf("first snapshot %+v, want a-gone's tombstone", res.Snapshots[0])
+	}
+}

@@ -88,7 +88,8 @@ func (p *Poller) holdRemovals(d *diff.Result, live []job.Snapshot, prev store.He
 		}
 	}
 	d.Changes = keepChanges
-	keepSnaps := d.Snapshots[:0]
+	// A new slice: the changes kept point into the old one.
+	keepSnaps := make([]job.Snapshot, 0, len(d.Snapshots))
 	for _, s := range d.Snapshots {
 		if !s.Removed && isLive(s.Job.ID) {
 			keepSnaps = append(keepSnaps, s)

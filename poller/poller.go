@@ -256,7 +256,7 @@ func (p *Poller) Sweep(ctx context.Context, t Target, mode Mode) (Result, error)
 
 	var details map[string]*job.Detail
 	if mode == Hot {
-		st, err := p.load(ctx, t.Name, ts)
+		st, err := p.load(ctx, t.Name, ts, 0)
 		if err != nil {
 			return fail(err)
 		}
@@ -308,12 +308,18 @@ func (p *Poller) Sweep(ctx context.Context, t Target, mode Mode) (Result, error)
 	}
 	p.reportAnomalies(listing, &res, log)
 
-	l := listingOf{jobs: listing, startedAt: listedAt, endedAt: endedAt, bad: bad, hot: res.Hot, details: details}
+	statuses := map[job.Status]int{}
+	for i := range listing {
+		statuses[listing[i].Status]++
+	}
+	l := &listingOf{jobs: listing, startedAt: listedAt, endedAt: endedAt, bad: bad, hot: res.Hot, details: details}
+	listing = nil // l holds it, and may let it go (see apply)
 	for attempt := 1; ; attempt++ {
 		written, err := p.apply(ctx, t, ts, l, &res, log)
 		switch {
 		case err == nil:
 			res.Events = written
+			res.Statuses = statuses
 			res.Duration = p.cfg.NowFunc().Sub(started)
 			log.Info("sweep applied", "mode", mode, "pages", res.Pages, "jobs", res.Jobs, "described", res.Described,
 				"events", res.Events, "duration", res.Duration)
@@ -409,7 +415,12 @@ func (p *Poller) list(ctx context.Context, t Target, sizeHint int, res *Result) 
 // listingOf is one sweep's listing: its jobs, sorted and cleaned, when it
 // was read, and what was left out of it.
 type listingOf struct {
-	jobs               []job.Job
+	// jobs is nil once apply has let the listing go, the jobs being those
+	// of copiedTo.
+	jobs []job.Job
+	// copiedTo are snapshots that hold every listed job, and nothing else,
+	// in order: a first sweep's.
+	copiedTo           []job.Snapshot
 	startedAt, endedAt time.Time
 	bad                *diff.ListingError
 	// hot marks a hot sweep's listing (the unfinished jobs, and those that
@@ -421,8 +432,20 @@ type listingOf struct {
 
 // apply reads the snapshots (unless this process applied the last sweep
 // and still holds them), diffs, enriches and writes.
-func (p *Poller) apply(ctx context.Context, t Target, ts *targetState, l listingOf, res *Result, log *slog.Logger) (int, error) {
-	st, err := p.load(ctx, t.Name, ts)
+func (p *Poller) apply(ctx context.Context, t Target, ts *targetState, l *listingOf, res *Result, log *slog.Logger) (int, error) {
+	if l.jobs == nil && l.copiedTo != nil {
+		// An apply let the listing go, then failed: take it back.
+		l.jobs = make([]job.Job, len(l.copiedTo))
+		for i := range l.copiedTo {
+			l.jobs[i] = l.copiedTo[i].Job
+		}
+		l.copiedTo = nil
+	}
+	sizeHint := 0
+	if !l.hot {
+		sizeHint = len(l.jobs)
+	}
+	st, err := p.load(ctx, t.Name, ts, sizeHint)
 	if err != nil {
 		return 0, err
 	}
@@ -450,6 +473,12 @@ func (p *Poller) apply(ctx context.Context, t Target, ts *targetState, l listing
 	held := st.Held
 	if full && l.bad == nil {
 		held = p.holdRemovals(&d, ts.snaps, st.Held, l.startedAt, log)
+	}
+	if len(previous) == 0 && len(d.Snapshots) == len(l.jobs) {
+		// Every listed job is new, so d.Snapshots copy the whole listing
+		// (and d.Changes point into them): keeping the listing too would
+		// hold 100,000 descriptors twice through the apply.
+		l.jobs, l.copiedTo = nil, d.Snapshots
 	}
 	res.HeldRemovals = held.Count
 	if full && st.Baselined {
@@ -495,10 +524,6 @@ func (p *Poller) apply(ctx context.Context, t Target, ts *targetState, l listing
 	res.EventsByKind = map[diff.Kind]int{}
 	for _, c := range d.Changes {
 		res.EventsByKind[c.Kind]++
-	}
-	res.Statuses = map[job.Status]int{}
-	for i := range l.jobs {
-		res.Statuses[l.jobs[i].Status]++
 	}
 	ts.snaps = slices.DeleteFunc(diff.Merge(ts.snaps, d.Snapshots), func(s job.Snapshot) bool { return s.Removed })
 	ts.version = res.SweepID
@@ -546,15 +571,17 @@ func (p *Poller) reportAnomalies(listing []job.Job, res *Result, log *slog.Logge
 }
 
 // load returns the target's state, reading its live snapshots into ts
-// unless ts holds them as of the sweep applied last.
-func (p *Poller) load(ctx context.Context, target string, ts *targetState) (store.TargetState, error) {
+// unless ts holds them as of the sweep applied last. sizeHint is about how
+// many there are, 0 if unknown (see store.Store.Snapshots): a full
+// listing's length.
+func (p *Poller) load(ctx context.Context, target string, ts *targetState, sizeHint int) (store.TargetState, error) {
 	st, err := p.cfg.Store.TargetState(ctx, target)
 	if err != nil {
 		return st, err
 	}
 	if !ts.loaded || ts.version != st.LastSweepID {
 		ts.loaded, ts.snaps = false, nil
-		if st, ts.snaps, err = p.cfg.Store.Snapshots(ctx, target); err != nil {
+		if st, ts.snaps, err = p.cfg.Store.Snapshots(ctx, target, sizeHint); err != nil {
 			return st, err
 		}
 		ts.version, ts.loaded = st.LastSweepID, true

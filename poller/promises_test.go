@@ -568,3 +568,58 @@ func TestMassRemovalGuardHoldsAnotherAccountsListing(t *testing.T) {
 		t.Errorf("our own listing again = %+v, want nothing", res)
 	}
 }
+
+// A sweep whose every listed job is new lets its listing go once diffed
+// (its snapshots copy it). Should another replica apply first, with an
+// older listing, the sweep diffs again against that replica's snapshots,
+// from its listing taken back from its own: the same jobs, so nothing is
+// written twice, nothing removed and nothing held.
+func TestRetryAfterConflictKeepsTheListing(t *testing.T) {
+	t.Parallel()
+	sim, cfg := osstest.Start(t, osssim.Config{EmptyWorld: true})
+	b := setup(t, osssim.Config{EmptyWorld: true})
+	b.sim, b.target.Client = sim, osstest.NewClient(t, cfg)
+	sweep(t, b) // the baseline: no jobs, so the next sweep's are all new
+	const n = 20
+	for i := range n {
+		d := activeJob(fmt.Sprintf("job-%02d", i), 0)
+		d.Status = job.StatusFailed // a status event each, enriched
+		sim.Put(d)
+	}
+
+	slowA, slowB := newGate(), newGate()
+	targetA, targetB := b.target, b.target
+	targetA.Client = osstest.NewClient(t, slowA.serve(t, sim, cfg, true))
+	targetB.Client = osstest.NewClient(t, slowB.serve(t, sim, cfg, true))
+	pollerA, pollerB := newPoller(t, b.store), newPoller(t, b.store)
+	type outcome struct {
+		res poller.Result
+		err error
+	}
+	doneA, doneB := make(chan outcome, 1), make(chan outcome, 1)
+	go func() {
+		res, err := pollerB.SweepOnce(t.Context(), targetB)
+		doneB <- outcome{res, err}
+	}()
+	wait(t, slowB.reached, "sweep B's DescribeJob") // B's listing has ended
+	go func() {
+		res, err := pollerA.SweepOnce(t.Context(), targetA)
+		doneA <- outcome{res, err}
+	}()
+	wait(t, slowA.reached, "sweep A's DescribeJob") // A has diffed, against no snapshots
+	close(slowB.release)
+	if bo := <-doneB; bo.err != nil || bo.res.Events != 2*n {
+		t.Fatalf("sweep B: %+v, %v; want %d events", bo.res, bo.err, 2*n)
+	}
+	close(slowA.release) // A's apply finds B's: a conflict, and a retry
+	a := <-doneA
+	if a.err != nil || a.res.Stale || a.res.Events != 0 || a.res.HeldRemovals != 0 || a.res.Statuses[job.StatusFailed] != n {
+		t.Fatalf("sweep A: %+v, %v; want applied with no events, nothing held, %d jobs Failed", a.res, a.err, n)
+	}
+	if got := len(events(t, b.store)); got != 2*n {
+		t.Errorf("%d events stored, want %d (B's)", got, 2*n)
+	}
+	if got := pollerA.Cached(b.target.Name); got != n {
+		t.Errorf("sweep A's poller holds %d snapshots, want %d", got, n)
+	}
+}

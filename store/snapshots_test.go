@@ -38,9 +38,21 @@ func TestSnapshotsKeepIDsAndAnomalies(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("ApplySweep: %v", err)
 	}
-	_, read, err := s.Snapshots(ctx, target)
+	_, read, err := s.Snapshots(ctx, target, 0)
 	if err != nil {
 		t.Fatalf("Snapshots: %v", err)
+	}
+	// A size hint, right or wrong, changes how they are read, not what.
+	for _, hint := range []int{1, 2, 1000} {
+		_, sized, err := s.Snapshots(ctx, target, hint)
+		if err != nil {
+			t.Fatalf("Snapshots with size hint %d: %v", hint, err)
+		}
+		if len(sized) != len(read) || !slices.EqualFunc(sized, read, func(a, b job.Snapshot) bool {
+			return a.Job.Equal(b.Job) && a.Sequence == b.Sequence && a.Attention.Equal(b.Attention)
+		}) {
+			t.Errorf("Snapshots with size hint %d = %+v, want %+v", hint, sized, read)
+		}
 	}
 	slices.SortFunc(written, func(a, b job.Snapshot) int { return strings.Compare(a.Job.ID, b.Job.ID) })
 	if len(read) != len(written) {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,8 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/ossjobwatch/ossjobwatch/event"
 	"github.com/ossjobwatch/ossjobwatch/job"
@@ -113,12 +116,17 @@ func targetState(ctx context.Context, q querier, target string, forUpdate bool) 
 // should a sweep be applied between the two reads, ApplySweep sees a newer
 // version than the one returned and refuses with ErrConflict, so mixed data
 // is never written.
-func (s *Store) Snapshots(ctx context.Context, target string) (TargetState, []job.Snapshot, error) {
+//
+// sizeHint, if not 0, is about how many there are (a sweep knows its
+// listing's length): they are then read into one slice of that size.
+// Without it they are read in chunks and joined, which holds them twice
+// for a moment.
+func (s *Store) Snapshots(ctx context.Context, target string, sizeHint int) (TargetState, []job.Snapshot, error) {
 	st, err := s.TargetState(ctx, target)
 	if err != nil {
 		return st, nil, err
 	}
-	snaps, err := s.readSnapshots(ctx, target, `removed_at IS NULL`)
+	snaps, err := s.readSnapshots(ctx, sizeHint, target, `removed_at IS NULL`)
 	return st, snaps, err
 }
 
@@ -129,7 +137,7 @@ func (s *Store) Tombstones(ctx context.Context, target string, ids []string) ([]
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	return s.readSnapshots(ctx, target, `removed_at IS NOT NULL AND job_id = ANY($2)`, ids)
+	return s.readSnapshots(ctx, 0, target, `removed_at IS NOT NULL AND job_id = ANY($2)`, ids)
 }
 
 // snapshotReadChunk is the most snapshots readSnapshots reads into one
@@ -137,7 +145,7 @@ func (s *Store) Tombstones(ctx context.Context, target string, ids []string) ([]
 // reads a handful).
 const snapshotReadChunk = 4096
 
-func (s *Store) readSnapshots(ctx context.Context, target, where string, args ...any) ([]job.Snapshot, error) {
+func (s *Store) readSnapshots(ctx context.Context, sizeHint int, target, where string, args ...any) ([]job.Snapshot, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT job_id, status, coalesce(operation, ''), coalesce(description, ''), coalesce(priority, 0),
 		       creation_time, termination_time,
@@ -149,12 +157,18 @@ func (s *Store) readSnapshots(ctx context.Context, target, where string, args ..
 		return nil, fmt.Errorf("read snapshots of target %s: %w", target, err)
 	}
 	defer rows.Close()
-	// Read in chunks and joined once: appending to one slice copied 100,000
-	// snapshots, and faulted in fresh memory, a dozen times over.
+	// With a size hint, into one slice with some headroom (a few more than
+	// that start a chunk); without, in chunks joined once: appending to one
+	// slice copied 100,000 snapshots, and faulted in fresh memory, a dozen
+	// times over.
 	var chunks [][]job.Snapshot
 	var snaps []job.Snapshot
 	for rows.Next() {
-		if len(snaps) == cap(snaps) {
+		switch {
+		case snaps == nil && sizeHint > 0:
+			// At the first row: a target's first sweep reads none.
+			snaps = make([]job.Snapshot, 0, sizeHint+sizeHint/50+16)
+		case len(snaps) == cap(snaps):
 			if snaps != nil {
 				chunks = append(chunks, snaps)
 			}
@@ -331,7 +345,7 @@ func (s *Store) ApplySweep(ctx context.Context, a Apply) (int, error) {
 		if st.LastSweepID != a.Expect {
 			return ErrConflict
 		}
-		if err := upsertSnapshots(ctx, tx, a); err != nil {
+		if err := writeSnapshots(ctx, tx, a); err != nil {
 			return err
 		}
 		if written, err = insertEvents(ctx, tx, a); err != nil {
@@ -373,23 +387,74 @@ func (s *Store) ApplySweep(ctx context.Context, a Apply) (int, error) {
 	return written, nil
 }
 
-// snapshotChunk is how many snapshots one statement writes. Large enough
-// that a 1% change of 100,000 jobs is one round trip, small enough that a
-// baseline does not encode 100,000 rows of parameters at once.
+// snapshotChunk is how many snapshots one statement writes over unnest'ed
+// arrays. Large enough that a 1% change of 100,000 jobs is one round trip;
+// more than this many snapshots go by COPY instead (see copySnapshots).
 const snapshotChunk = 5000
 
-// upsertSnapshots writes the changed snapshots over unnest'ed arrays, a
-// chunk per statement.
-func upsertSnapshots(ctx context.Context, tx pgx.Tx, a Apply) error {
-	for chunk := range slices.Chunk(a.Snapshots, snapshotChunk) {
-		if err := upsertChunk(ctx, tx, a, chunk); err != nil {
-			return err
-		}
+// writeSnapshots writes the changed snapshots: a few thousand over
+// unnest'ed arrays, in one statement, and more by COPY, straight into jobs
+// when the target has no rows yet (a first sweep), else into a temporary
+// table merged into jobs by one INSERT … ON CONFLICT. Encoding a large
+// batch as parameter arrays cost the sweep hundreds of megabytes of
+// allocations at 100,000 jobs, and pgx kept the last statement's buffer
+// (10 MB) on the connection; COPY streams the rows. Small batches, a
+// steady state's, keep the single statement: a temporary table per sweep
+// would churn the system catalogs at every hot sweep of every target.
+func writeSnapshots(ctx context.Context, tx pgx.Tx, a Apply) error {
+	if len(a.Snapshots) <= snapshotChunk {
+		return upsertUnnest(ctx, tx, a, a.Snapshots)
 	}
-	return nil
+	var known bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM jobs WHERE target = $1)`, a.Target).Scan(&known); err != nil {
+		return fmt.Errorf("write %d snapshots of target %s: %w", len(a.Snapshots), a.Target, err)
+	}
+	if !known {
+		// The advisory lock held by ApplySweep keeps the target's rows ours
+		// until the commit: with none there, every snapshot is an insert.
+		return copySnapshots(ctx, tx, a)
+	}
+	return upsertCopy(ctx, tx, a)
 }
 
-func upsertChunk(ctx context.Context, tx pgx.Tx, a Apply, snaps []job.Snapshot) error {
+// upsertColumns name a snapshot's values, as unnest and the temporary
+// table of upsertCopy hold them; snapshotRows gives them in this order.
+var upsertColumns = []string{"job_id", "status", "operation", "description", "priority", "creation_time", "termination_time",
+	"tasks_total", "tasks_succeeded", "tasks_failed", "elapsed", "descriptor", "seq", "removed",
+	"status_since", "activity_at", "stalled_at", "suspended_since", "reminders_sent", "reminded_up_to"}
+
+// upsertSQL merges snapshots from a source of upsertColumns named u into
+// jobs; $1 is the target, $2 the listing time, $3 the sweep id.
+func upsertSQL(source string) string {
+	return `
+		INSERT INTO jobs AS j (target, job_id, status, operation, description, priority, creation_time, termination_time,
+		                       tasks_total, tasks_succeeded, tasks_failed, elapsed_active_seconds, descriptor,
+		                       first_seen_at, last_seen_at, last_changed_at, removed_at, last_sequence, last_sweep_id, listed_at,
+		                       status_since, activity_at, stalled_at, suspended_since, reminders_sent, reminded_up_to_seconds)
+		SELECT $1, u.job_id, u.status, u.operation, u.description, u.priority, u.creation_time, u.termination_time,
+		       u.tasks_total, u.tasks_succeeded, u.tasks_failed, u.elapsed, u.descriptor::jsonb,
+		       $2, $2, $2, CASE WHEN u.removed THEN $2::timestamptz END, u.seq, $3, $2,
+		       u.status_since, u.activity_at, u.stalled_at, u.suspended_since, u.reminders_sent, u.reminded_up_to
+		FROM ` + source + `
+		ON CONFLICT (target, job_id) DO UPDATE SET
+			status = EXCLUDED.status, operation = EXCLUDED.operation, description = EXCLUDED.description,
+			priority = EXCLUDED.priority, creation_time = EXCLUDED.creation_time, termination_time = EXCLUDED.termination_time,
+			tasks_total = EXCLUDED.tasks_total, tasks_succeeded = EXCLUDED.tasks_succeeded, tasks_failed = EXCLUDED.tasks_failed,
+			elapsed_active_seconds = EXCLUDED.elapsed_active_seconds, descriptor = EXCLUDED.descriptor,
+			last_seen_at = CASE WHEN EXCLUDED.removed_at IS NULL THEN EXCLUDED.last_seen_at ELSE j.last_seen_at END,
+			last_changed_at = CASE WHEN EXCLUDED.last_sequence > j.last_sequence THEN EXCLUDED.last_changed_at ELSE j.last_changed_at END,
+			removed_at = EXCLUDED.removed_at, last_sequence = EXCLUDED.last_sequence,
+			last_sweep_id = EXCLUDED.last_sweep_id, listed_at = EXCLUDED.listed_at,
+			status_since = EXCLUDED.status_since, activity_at = EXCLUDED.activity_at, stalled_at = EXCLUDED.stalled_at,
+			suspended_since = EXCLUDED.suspended_since, reminders_sent = EXCLUDED.reminders_sent,
+			reminded_up_to_seconds = EXCLUDED.reminded_up_to_seconds`
+}
+
+// upsertUnnest writes snapshots in one statement over unnest'ed arrays.
+func upsertUnnest(ctx context.Context, tx pgx.Tx, a Apply, snaps []job.Snapshot) error {
+	if len(snaps) == 0 {
+		return nil
+	}
 	n := len(snaps)
 	var (
 		ids, statuses, ops, descs, descriptors     = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -413,33 +478,11 @@ func upsertChunk(ctx context.Context, tx pgx.Tx, a Apply, snaps []job.Snapshot) 
 		stalled[i], suspended[i], reminders[i] = timeOrNull(sn.StalledAt), timeOrNull(sn.SuspendedSince), int64(sn.RemindersSent)
 		remindedUpTo[i] = int64(sn.RemindedUpTo / time.Second)
 	}
-	_, err := tx.Exec(ctx, `
-		INSERT INTO jobs AS j (target, job_id, status, operation, description, priority, creation_time, termination_time,
-		                       tasks_total, tasks_succeeded, tasks_failed, elapsed_active_seconds, descriptor,
-		                       first_seen_at, last_seen_at, last_changed_at, removed_at, last_sequence, last_sweep_id, listed_at,
-		                       status_since, activity_at, stalled_at, suspended_since, reminders_sent, reminded_up_to_seconds)
-		SELECT $1, u.job_id, u.status, u.operation, u.description, u.priority, u.creation_time, u.termination_time,
-		       u.tasks_total, u.tasks_succeeded, u.tasks_failed, u.elapsed, u.descriptor::jsonb,
-		       $2, $2, $2, CASE WHEN u.removed THEN $2::timestamptz END, u.seq, $3, $2,
-		       u.status_since, u.activity_at, u.stalled_at, u.suspended_since, u.reminders_sent, u.reminded_up_to
-		FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::int8[], $9::timestamptz[], $10::timestamptz[],
-		            $11::int8[], $12::int8[], $13::int8[], $14::int8[], $15::text[], $16::int8[], $17::bool[],
-		            $18::timestamptz[], $19::timestamptz[], $20::timestamptz[], $21::timestamptz[], $22::int8[], $23::int8[])
-		     AS u(job_id, status, operation, description, priority, creation_time, termination_time,
-		          tasks_total, tasks_succeeded, tasks_failed, elapsed, descriptor, seq, removed,
-		          status_since, activity_at, stalled_at, suspended_since, reminders_sent, reminded_up_to)
-		ON CONFLICT (target, job_id) DO UPDATE SET
-			status = EXCLUDED.status, operation = EXCLUDED.operation, description = EXCLUDED.description,
-			priority = EXCLUDED.priority, creation_time = EXCLUDED.creation_time, termination_time = EXCLUDED.termination_time,
-			tasks_total = EXCLUDED.tasks_total, tasks_succeeded = EXCLUDED.tasks_succeeded, tasks_failed = EXCLUDED.tasks_failed,
-			elapsed_active_seconds = EXCLUDED.elapsed_active_seconds, descriptor = EXCLUDED.descriptor,
-			last_seen_at = CASE WHEN EXCLUDED.removed_at IS NULL THEN EXCLUDED.last_seen_at ELSE j.last_seen_at END,
-			last_changed_at = CASE WHEN EXCLUDED.last_sequence > j.last_sequence THEN EXCLUDED.last_changed_at ELSE j.last_changed_at END,
-			removed_at = EXCLUDED.removed_at, last_sequence = EXCLUDED.last_sequence,
-			last_sweep_id = EXCLUDED.last_sweep_id, listed_at = EXCLUDED.listed_at,
-			status_since = EXCLUDED.status_since, activity_at = EXCLUDED.activity_at, stalled_at = EXCLUDED.stalled_at,
-			suspended_since = EXCLUDED.suspended_since, reminders_sent = EXCLUDED.reminders_sent,
-			reminded_up_to_seconds = EXCLUDED.reminded_up_to_seconds`,
+	_, err := tx.Exec(ctx, upsertSQL(`
+		unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::int8[], $9::timestamptz[], $10::timestamptz[],
+		       $11::int8[], $12::int8[], $13::int8[], $14::int8[], $15::text[], $16::int8[], $17::bool[],
+		       $18::timestamptz[], $19::timestamptz[], $20::timestamptz[], $21::timestamptz[], $22::int8[], $23::int8[])
+		AS u(`+strings.Join(upsertColumns, ", ")+`)`),
 		a.Target, a.ListedAt, a.SweepID,
 		ids, statuses, ops, descs, prios, created, terminated, totals, succs, fails, elapsed, descriptors, seqs, removed,
 		statusSince, activity, stalled, suspended, reminders, remindedUpTo)
@@ -447,6 +490,88 @@ func upsertChunk(ctx context.Context, tx pgx.Tx, a Apply, snaps []job.Snapshot) 
 		return fmt.Errorf("write %d snapshots of target %s: %w", n, a.Target, err)
 	}
 	return nil
+}
+
+// upsertCopy writes snapshots by COPY into a temporary table, dropped at
+// the commit, merged into jobs by one statement.
+func upsertCopy(ctx context.Context, tx pgx.Tx, a Apply) error {
+	fail := func(err error) error {
+		return fmt.Errorf("write %d snapshots of target %s: %w", len(a.Snapshots), a.Target, err)
+	}
+	if _, err := tx.Exec(ctx, `
+		CREATE TEMPORARY TABLE ossjobwatch_snapshots_in (
+			job_id text, status text, operation text, description text, priority bigint,
+			creation_time timestamptz, termination_time timestamptz,
+			tasks_total bigint, tasks_succeeded bigint, tasks_failed bigint, elapsed bigint, descriptor jsonb,
+			seq bigint, removed boolean, status_since timestamptz, activity_at timestamptz, stalled_at timestamptz,
+			suspended_since timestamptz, reminders_sent bigint, reminded_up_to bigint
+		) ON COMMIT DROP`); err != nil {
+		return fail(err)
+	}
+	rows := snapshotRows(a.Snapshots, func(row []any, _ *job.Snapshot) []any { return row })
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ossjobwatch_snapshots_in"}, upsertColumns, rows); err != nil {
+		return fail(err)
+	}
+	if _, err := tx.Exec(ctx, upsertSQL(`ossjobwatch_snapshots_in AS u`), a.Target, a.ListedAt, a.SweepID); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// copySnapshots writes the snapshots of a target with no rows straight
+// into jobs, by COPY, as upsertSQL would have inserted them.
+func copySnapshots(ctx context.Context, tx pgx.Tx, a Apply) error {
+	cols := []string{"job_id", "status", "operation", "description", "priority", "creation_time", "termination_time",
+		"tasks_total", "tasks_succeeded", "tasks_failed", "elapsed_active_seconds", "descriptor", "last_sequence", "removed_at",
+		"status_since", "activity_at", "stalled_at", "suspended_since", "reminders_sent", "reminded_up_to_seconds",
+		"target", "first_seen_at", "last_seen_at", "last_changed_at", "last_sweep_id", "listed_at"}
+	sweepUUID, err := copyUUID(a.SweepID)
+	if err != nil {
+		return fmt.Errorf("write %d snapshots of target %s: sweep id: %w", len(a.Snapshots), a.Target, err)
+	}
+	var target, listedAt, sweepID any = a.Target, a.ListedAt, sweepUUID
+	rows := snapshotRows(a.Snapshots, func(row []any, sn *job.Snapshot) []any {
+		// removed_at in place of removed: a first sweep has no tombstones,
+		// but the rule is upsertSQL's all the same.
+		row[13] = nil
+		if sn.Removed {
+			row[13] = listedAt
+		}
+		return append(row, target, listedAt, listedAt, listedAt, sweepID, listedAt)
+	})
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"jobs"}, cols, rows); err != nil {
+		return fmt.Errorf("write %d snapshots of target %s: %w", len(a.Snapshots), a.Target, err)
+	}
+	return nil
+}
+
+// snapshotRows is a COPY source of snapshots, each row its upsertColumns
+// then what extend appends (or changes). The row's slice and the
+// descriptor's buffer are reused: pgx encodes a row before it asks for the
+// next.
+func snapshotRows(snaps []job.Snapshot, extend func(row []any, sn *job.Snapshot) []any) pgx.CopyFromSource {
+	row := make([]any, 0, 32)
+	var descriptor bytes.Buffer
+	enc := json.NewEncoder(&descriptor)
+	i := 0
+	return pgx.CopyFromFunc(func() ([]any, error) {
+		if i == len(snaps) {
+			return nil, nil
+		}
+		sn := &snaps[i]
+		i++
+		j := &sn.Job
+		descriptor.Reset()
+		if err := enc.Encode(j); err != nil {
+			return nil, fmt.Errorf("encode descriptor of job %s: %w", j.ID, err)
+		}
+		row = append(row[:0], j.ID, string(j.Status), j.Operation, j.Description, j.Priority,
+			timeOrNull(j.CreationTime), timeOrNull(j.TerminationTime),
+			j.Tasks.Total, j.Tasks.Succeeded, j.Tasks.Failed, j.ElapsedActiveSeconds, descriptor.Bytes(), sn.Sequence, sn.Removed,
+			timeOrNull(sn.StatusSince), timeOrNull(sn.ActivityAt), timeOrNull(sn.StalledAt), timeOrNull(sn.SuspendedSince),
+			int64(sn.RemindersSent), int64(sn.RemindedUpTo/time.Second))
+		return extend(row, sn), nil
+	})
 }
 
 // insertEvents streams the events into job_events with COPY, encoding each
@@ -458,7 +583,10 @@ func insertEvents(ctx context.Context, tx pgx.Tx, a Apply) (int, error) {
 	}
 	next, stop := iter.Pull2(a.Events)
 	defer stop()
-	var sweepID any = a.SweepID
+	sweepID, err := copyUUID(a.SweepID)
+	if err != nil {
+		return 0, fmt.Errorf("append events of target %s: sweep id: %w", a.Target, err)
+	}
 	src := pgx.CopyFromFunc(func() ([]any, error) {
 		ev, err, ok := next()
 		if !ok {
@@ -471,7 +599,11 @@ func insertEvents(ctx context.Context, tx pgx.Tx, a Apply) (int, error) {
 		if ev.From != "" {
 			from = string(ev.From)
 		}
-		return []any{ev.ID, a.Target, ev.JobID, ev.Sequence, ev.Type, ev.Subject, from, string(ev.To), ev.Payload, ev.ObservedAt, sweepID}, nil
+		id, err := copyUUID(ev.ID)
+		if err != nil {
+			return nil, fmt.Errorf("event of job %s: id: %w", ev.JobID, err)
+		}
+		return []any{id, a.Target, ev.JobID, ev.Sequence, ev.Type, ev.Subject, from, string(ev.To), ev.Payload, ev.ObservedAt, sweepID}, nil
 	})
 	n, err := tx.CopyFrom(ctx, pgx.Identifier{"job_events"},
 		[]string{"id", "target", "job_id", "sequence", "type", "subject", "from_status", "to_status", "payload", "observed_at", "sweep_id"}, src)
@@ -479,6 +611,17 @@ func insertEvents(ctx context.Context, tx pgx.Tx, a Apply) (int, error) {
 		return 0, fmt.Errorf("append events of target %s: %w", a.Target, err)
 	}
 	return int(n), nil
+}
+
+// copyUUID is id as COPY takes a uuid column's value without a detour: a
+// string makes pgx fail to encode it, build an error, and then parse it,
+// for every row.
+func copyUUID(id string) (pgtype.UUID, error) {
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return pgtype.UUID{}, err
+	}
+	return pgtype.UUID{Bytes: u, Valid: true}, nil
 }
 
 func timeOrNull(t time.Time) *time.Time {

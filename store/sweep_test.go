@@ -157,7 +157,7 @@ func TestSnapshotsLeaveTombstonesOut(t *testing.T) {
 	if _, err := st.ApplySweep(t.Context(), a); err != nil {
 		t.Fatal(err)
 	}
-	_, snaps, err := st.Snapshots(t.Context(), "t1")
+	_, snaps, err := st.Snapshots(t.Context(), "t1", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
