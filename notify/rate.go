@@ -1,11 +1,6 @@
 package notify
 
-import (
-	"fmt"
-	"strconv"
-	"strings"
-	"time"
-)
+import "time"
 
 // DefaultRates are a receiver type's rates when its config names none:
 // under each platform's documented limit, so the platform never has to
@@ -30,32 +25,4 @@ func DefaultRates(typ string) []Rate {
 		return []Rate{{Count: 10, Per: time.Second}}
 	}
 	return nil
-}
-
-// ParseRate reads "COUNT/UNIT": "18/m", "5/s", "100/h" (also "min",
-// "hour", "sec", or a Go duration such as "18/10m").
-func ParseRate(s string) (Rate, error) {
-	cnt, per, ok := strings.Cut(strings.TrimSpace(s), "/")
-	if !ok {
-		return Rate{}, fmt.Errorf("rate %q: want COUNT/UNIT, e.g. 18/m, 5/s or 100/h", s)
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(cnt))
-	if err != nil || n <= 0 {
-		return Rate{}, fmt.Errorf("rate %q: count %q is not a positive integer", s, cnt)
-	}
-	var d time.Duration
-	switch strings.ToLower(strings.TrimSpace(per)) {
-	case "s", "sec", "second":
-		d = time.Second
-	case "m", "min", "minute":
-		d = time.Minute
-	case "h", "hour":
-		d = time.Hour
-	default:
-		d, err = time.ParseDuration(strings.TrimSpace(per))
-		if err != nil || d <= 0 {
-			return Rate{}, fmt.Errorf("rate %q: unit %q is not s, m, h or a positive duration", s, per)
-		}
-	}
-	return Rate{Count: n, Per: d}, nil
 }
