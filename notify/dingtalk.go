@@ -106,26 +106,36 @@ type errcodeReply struct {
 	ErrMsg  string `json:"errmsg"`
 }
 
-func (d *dingTalk) judge(rp reply) *SendError {
-	var r errcodeReply
+// judgeErrcode reads a DingTalk or WeCom answer: nil when errcode is 0; an
+// HTTP failure, or a slow "rejected" one when the reply is not the
+// platform's; otherwise a "rejected" failure carrying errcode and errmsg,
+// with coded true, for the platform to classify.
+func (b *base) judgeErrcode(rp reply, platform string) (r errcodeReply, e *SendError, coded bool) {
 	jerr := json.Unmarshal(rp.body, &r)
-	if e := d.httpError(rp); e != nil {
+	if e := b.httpError(rp); e != nil {
 		if jerr == nil && r.ErrCode != nil && *r.ErrCode != 0 {
 			e.Code = *r.ErrCode
 		}
-		return e
+		return r, e, false
 	}
 	if jerr != nil || r.ErrCode == nil {
-		// Not DingTalk: a proxy or a wrong URL, which a person must fix.
-		e := d.fail("rejected", rp.status, 0, errors.New("reply is not DingTalk's: "+d.excerpt(rp.body)))
+		// Not the platform: a proxy or a wrong URL, which a person must fix.
+		e := b.fail("rejected", rp.status, 0, errors.New("reply is not "+platform+"'s: "+b.excerpt(rp.body)))
 		e.Slow = true
+		return r, e, false
+	}
+	if *r.ErrCode == 0 {
+		return r, nil, false
+	}
+	return r, b.fail("rejected", rp.status, *r.ErrCode, errors.New(b.redact.Replace(r.ErrMsg))), true
+}
+
+func (d *dingTalk) judge(rp reply) *SendError {
+	r, e, coded := d.judgeErrcode(rp, "DingTalk")
+	if !coded {
 		return e
 	}
-	code := *r.ErrCode
-	if code == 0 {
-		return nil
-	}
-	e := d.fail("rejected", rp.status, code, errors.New(d.redact.Replace(r.ErrMsg)))
+	code := e.Code
 	msg := strings.ToLower(r.ErrMsg)
 	switch {
 	case code == 130101 || code == 410100:

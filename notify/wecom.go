@@ -2,8 +2,6 @@ package notify
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"time"
 )
 
@@ -61,25 +59,11 @@ func (w *weCom) Send(ctx context.Context, m Message) (Reply, error) {
 }
 
 func (w *weCom) judge(rp reply) *SendError {
-	var r errcodeReply
-	jerr := json.Unmarshal(rp.body, &r)
-	if e := w.httpError(rp); e != nil {
-		if jerr == nil && r.ErrCode != nil {
-			e.Code = *r.ErrCode
-		}
+	_, e, coded := w.judgeErrcode(rp, "WeCom")
+	if !coded {
 		return e
 	}
-	if jerr != nil || r.ErrCode == nil {
-		// Not WeCom: a proxy or a wrong URL, which a person must fix.
-		e := w.fail("rejected", rp.status, 0, errors.New("reply is not WeCom's: "+w.excerpt(rp.body)))
-		e.Slow = true
-		return e
-	}
-	code := *r.ErrCode
-	if code == 0 {
-		return nil
-	}
-	e := w.fail("rejected", rp.status, code, errors.New(w.redact.Replace(r.ErrMsg)))
+	code := e.Code
 	switch code {
 	case 45009:
 		e.Reason, e.RetryAfter = "throttled", weComThrottleWait
