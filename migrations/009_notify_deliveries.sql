@@ -29,7 +29,7 @@ COMMENT ON COLUMN notify_deliveries.event_id IS 'The event (job_events.id, the C
 COMMENT ON COLUMN notify_deliveries.receiver IS 'The receiver''s name in the notify section of the config.';
 COMMENT ON COLUMN notify_deliveries.route IS 'The route whose consumer delivered it.';
 COMMENT ON COLUMN notify_deliveries.attempts IS 'Requests made to the receiver carrying this event, the accepted one included.';
-COMMENT ON COLUMN notify_deliveries.last_error IS 'Why the last refused attempt failed (secrets removed); null once none has.';
+COMMENT ON COLUMN notify_deliveries.last_error IS 'Why the last refused attempt failed (secrets removed), kept after a later success; null when no attempt was refused.';
 COMMENT ON COLUMN notify_deliveries.delivered_at IS 'When the receiver accepted a message carrying this event; null until then.';
 COMMENT ON COLUMN notify_deliveries.digest_size IS 'How many events the accepted message carried: 1 for a message of its own, more when a burst was folded into a digest.';
 COMMENT ON COLUMN notify_deliveries.target IS 'The event''s target, copied so a job''s notifications are found without the event.';
