@@ -68,6 +68,11 @@ var (
 		"ossjobwatch_jobs_stalled",
 		"ossjobwatch_jobs_awaiting_confirmation",
 		"ossjobwatch_confirmation_fails_at_timestamp_seconds",
+		"ossjobwatch_notify_deliveries_total",
+		"ossjobwatch_notify_failures_total",
+		"ossjobwatch_notify_digests_total",
+		"ossjobwatch_notify_malformed_messages_total",
+		"ossjobwatch_notify_queue_age_seconds",
 	}
 	histograms = []string{"ossjobwatch_sweep_duration_seconds", "ossjobwatch_publish_lag_seconds"}
 )
