@@ -254,16 +254,24 @@ func (w *worker) skipDelivered(ctx context.Context) bool {
 // take chooses the next request's events. While the receiver's rate has
 // budget for every waiting event, the oldest goes alone; when more wait
 // than the budget allows, a type that takes digests gets them all in one
-// (up to MaxDigest), oldest first. It returns the message and the
+// (up to MaxDigest), oldest first. Only events checked against the
+// deliveries table are taken: one that arrived during the last check may
+// be one the receiver already has. It returns the message and the
 // deliveries it would make.
 func (w *worker) take() ([]*pending, Message, []store.DeliveryRef) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	var ready []*pending
+	for _, p := range w.queue {
+		if p.checked {
+			ready = append(ready, p)
+		}
+	}
 	n := 1
-	if w.rc.Digest && len(w.queue) > 1+w.budget() {
+	if w.rc.Digest && len(ready) > 1+w.budget() {
 		n = w.s.cfg.MaxDigest
 	}
-	batch := append([]*pending(nil), w.queue[:min(n, len(w.queue))]...)
+	batch := append([]*pending(nil), ready[:min(n, len(ready))]...)
 	m := Message{Events: make([]Event, len(batch))}
 	refs := make([]store.DeliveryRef, len(batch))
 	for i, p := range batch {

@@ -1,0 +1,137 @@
+package notify_test
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ossjobwatch/ossjobwatch/event"
+	"github.com/ossjobwatch/ossjobwatch/notify"
+	"github.com/ossjobwatch/ossjobwatch/store"
+	"github.com/ossjobwatch/ossjobwatch/store/storetest"
+)
+
+// memStore is an in-memory notify.Store whose Delivered can be held up
+// (hook) to let events arrive while it is under way. Like PostgreSQL's
+// uuid column, it answers with ids in lower case.
+type memStore struct {
+	mu        sync.Mutex
+	delivered map[string]bool // lower-case id + "|" + receiver
+	hook      func(ids []string)
+}
+
+func newMemStore() *memStore { return &memStore{delivered: map[string]bool{}} }
+
+func (s *memStore) Delivered(_ context.Context, ids []string, receiver string) (map[string]bool, error) {
+	s.mu.Lock()
+	hook := s.hook
+	s.mu.Unlock()
+	if hook != nil {
+		hook(ids)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]bool{}
+	for _, id := range ids {
+		if id = strings.ToLower(id); s.delivered[id+"|"+receiver] {
+			out[id] = true
+		}
+	}
+	return out, nil
+}
+
+func (s *memStore) RecordFailure(context.Context, []store.DeliveryRef, time.Time, string) error {
+	return nil
+}
+
+func (s *memStore) RecordDelivered(_ context.Context, refs []store.DeliveryRef, _ time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range refs {
+		s.delivered[strings.ToLower(r.EventID)+"|"+r.Receiver] = true
+	}
+	return nil
+}
+
+func (s *memStore) setDelivered(id, receiver string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delivered[strings.ToLower(id)+"|"+receiver] = true
+}
+
+// startMem starts a service on b's JetStream with st as its store.
+func startMem(t *testing.T, b bundle, st notify.Store, cfg notify.Config) *notify.Service {
+	t.Helper()
+	cfg.JetStream, cfg.Store, cfg.Registerer = b.js, st, b.reg
+	cfg.MinBackoff = cmp.Or(cfg.MinBackoff, 20*time.Millisecond)
+	cfg.MaxBackoff = cmp.Or(cfg.MaxBackoff, 200*time.Millisecond)
+	svc, err := notify.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := svc.Stop(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	return svc
+}
+
+// TestDigestSkipsEventsNotYetChecked: an event the receiver already has
+// (a redelivered message) that arrives while the worker asks the
+// deliveries table about others is not folded, unchecked, into the digest
+// that follows: it is checked first, and skipped.
+func TestDigestSkipsEventsNotYetChecked(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	st := newMemStore()
+	d := newFake()
+	evs := make([]event.Event, 4)
+	for i := range evs {
+		evs[i] = storetest.NewEvent(t, "hz", "job-1", int64(i+2), time.Now())
+	}
+	pub := func(i int) {
+		if _, err := b.js.Publish(context.Background(), "ossjobs.hz.stalled", evs[i].Payload); err != nil {
+			t.Error(err)
+		}
+	}
+	// evs[3] was delivered before (by a process that crashed before its
+	// ack): its message comes again and must be skipped.
+	st.setDelivered(evs[3].ID, "d")
+	var once1, once2 sync.Once
+	st.hook = func(ids []string) {
+		// While the worker asks about evs[1] (the check before its rate
+		// wait), evs[2] arrives; while it asks about evs[2] (the check
+		// after the wait), evs[3] arrives.
+		if slices.Contains(ids, evs[1].ID) {
+			once1.Do(func() { pub(2); time.Sleep(300 * time.Millisecond) })
+		}
+		if slices.Contains(ids, evs[2].ID) {
+			once2.Do(func() { pub(3); time.Sleep(300 * time.Millisecond) })
+		}
+	}
+	startMem(t, b, st, notify.Config{
+		Routes:    []notify.Route{route("r", []string{"ossjobs.*.stalled"}, "d")},
+		Receivers: []notify.Receiver{{Name: "d", Sender: d, Digest: true, Rates: []notify.Rate{{Count: 1, Per: 2 * time.Second}}}},
+	})
+	pub(0)
+	waitFor(t, "evs[0]", 10*time.Second, func() bool { return d.ids()[evs[0].ID] == 1 })
+	pub(1)
+	waitFor(t, "evs[1] and evs[2]", 15*time.Second, func() bool { return d.ids()[evs[1].ID] == 1 && d.ids()[evs[2].ID] == 1 })
+	waitFor(t, "every message acknowledged", 15*time.Second, func() bool {
+		p, n := ackPending(t, b.js, "ossjobwatch-notify-r")
+		return p == 0 && n == 0
+	})
+	if n := d.ids()[evs[3].ID]; n != 0 {
+		t.Errorf("an event recorded delivered before was sent again %d time(s)", n)
+	}
+}
