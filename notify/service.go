@@ -304,5 +304,7 @@ func (s *Service) Stop(ctx context.Context) error {
 // consumerTimeout bounds creating or updating one consumer.
 const consumerTimeout = 30 * time.Second
 
-// uuidPattern is an event id's form; notify_deliveries keys on it.
+// uuidPattern is an event id's form; notify_deliveries keys on it. It
+// takes upper-case hex: the worker keys its bookkeeping by the id in lower
+// case (eventKey), as PostgreSQL prints a uuid.
 var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)

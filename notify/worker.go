@@ -28,8 +28,8 @@ type worker struct {
 	secrets  []string
 
 	mu    sync.Mutex
-	queue []*pending // oldest first
-	byID  map[string]*pending
+	queue []*pending          // oldest first
+	byID  map[string]*pending // by key
 	wake  chan struct{}
 
 	// notBefore is when the next request may go after a failure.
@@ -40,7 +40,11 @@ type worker struct {
 // pending is one event waiting for this receiver, and the messages (one
 // per route, or more if JetStream redelivered it) that wait on it.
 type pending struct {
-	ev      Event
+	ev Event
+	// key is the event id in lower case, the form notify_deliveries
+	// answers in (a uuid column): the bookkeeping key. ev.ID stays as
+	// published (a webhook's webhook-id).
+	key     string
 	since   time.Time
 	waiters []*tracker
 	// checked is true once the deliveries table said the receiver did not
@@ -118,13 +122,14 @@ func (w *worker) newBackoff() retry.Backoff {
 // waiting (the same event by another route, or redelivered) is sent once
 // for all of them.
 func (w *worker) enqueue(ev Event, since time.Time, t *tracker) {
+	key := eventKey(ev.ID)
 	w.mu.Lock()
-	if p, ok := w.byID[ev.ID]; ok {
+	if p, ok := w.byID[key]; ok {
 		p.waiters = append(p.waiters, t)
 	} else {
-		p := &pending{ev: ev, since: since, waiters: []*tracker{t}}
+		p := &pending{ev: ev, key: key, since: since, waiters: []*tracker{t}}
 		w.queue = append(w.queue, p)
-		w.byID[ev.ID] = p
+		w.byID[key] = p
 	}
 	w.mu.Unlock()
 	select {
@@ -132,6 +137,10 @@ func (w *worker) enqueue(ev Event, since time.Time, t *tracker) {
 	default:
 	}
 }
+
+// eventKey is the bookkeeping key of an event id: uuidPattern takes
+// upper-case hex, and PostgreSQL prints a uuid in lower case.
+func eventKey(id string) string { return strings.ToLower(id) }
 
 // queueAge is the age of the oldest waiting event, 0 when none waits.
 func (w *worker) queueAge() float64 {
@@ -215,7 +224,7 @@ func (w *worker) skipDelivered(ctx context.Context) bool {
 	var ids []string
 	for _, p := range w.queue {
 		if !p.checked {
-			ids = append(ids, p.ev.ID)
+			ids = append(ids, p.key)
 		}
 	}
 	w.mu.Unlock()
@@ -276,7 +285,7 @@ func (w *worker) take() ([]*pending, Message, []store.DeliveryRef) {
 	refs := make([]store.DeliveryRef, len(batch))
 	for i, p := range batch {
 		m.Events[i] = p.ev
-		refs[i] = store.DeliveryRef{EventID: p.ev.ID, Receiver: w.rc.Name, Route: p.waiters[0].r.Name,
+		refs[i] = store.DeliveryRef{EventID: p.key, Receiver: w.rc.Name, Route: p.waiters[0].r.Name,
 			Target: p.ev.Data.Target, JobID: cmp.Or(p.ev.Data.JobID, p.ev.Subject)}
 	}
 	if len(batch) == 1 {
@@ -403,10 +412,10 @@ func (w *worker) drop(batch []*pending) {
 
 // remove takes p out of the queue; w.mu is held.
 func (w *worker) remove(p *pending) {
-	if w.byID[p.ev.ID] != p {
+	if w.byID[p.key] != p {
 		return
 	}
-	delete(w.byID, p.ev.ID)
+	delete(w.byID, p.key)
 	for i, q := range w.queue {
 		if q == p {
 			w.queue = append(w.queue[:i], w.queue[i+1:]...)

@@ -135,3 +135,35 @@ func TestDigestSkipsEventsNotYetChecked(t *testing.T) {
 		t.Errorf("an event recorded delivered before was sent again %d time(s)", n)
 	}
 }
+
+// TestUpperCaseEventIDSkippedWhenDelivered: an event whose id is in upper
+// case, which a receiver already has, is skipped on redelivery (the
+// deliveries table answers in lower case), while the event still goes
+// out with its id as published.
+func TestUpperCaseEventIDSkippedWhenDelivered(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	st := newMemStore()
+	x, y := newFake(), newFake()
+	ev := storetest.NewEvent(t, "hz", "job-1", 2, time.Now())
+	upper := strings.ToUpper(ev.ID)
+	payload := []byte(strings.Replace(string(ev.Payload), ev.ID, upper, 1))
+	st.setDelivered(ev.ID, "x")
+	startMem(t, b, st, notify.Config{
+		Routes:    []notify.Route{route("r", []string{"ossjobs.*.stalled"}, "x", "y")},
+		Receivers: []notify.Receiver{{Name: "x", Sender: x}, {Name: "y", Sender: y}},
+	})
+	if _, err := b.js.Publish(t.Context(), "ossjobs.hz.stalled", payload); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "y served and the message acknowledged", 15*time.Second, func() bool {
+		p, n := ackPending(t, b.js, "ossjobwatch-notify-r")
+		return len(y.ids()) == 1 && p == 0 && n == 0
+	})
+	if y.ids()[upper] != 1 {
+		t.Errorf("y got %v, want the event with its id as published, %s", y.ids(), upper)
+	}
+	if r, _ := x.stats(); r != 0 {
+		t.Errorf("x got %d requests for an event it had", r)
+	}
+}
