@@ -104,6 +104,12 @@ func feishuColour(s severity) string {
 // (escaping can double a text), never below feishuMinText, so the card
 // keeps its fields however the user data escapes.
 func feishuMessage(m Message, timestamp, sign string) []byte {
+	body, _ := feishuBuild(m, timestamp, sign)
+	return body
+}
+
+// feishuBuild is feishuMessage, also returning what it composed.
+func feishuBuild(m Message, timestamp, sign string) ([]byte, composed) {
 	budget := feishuTextLimit
 	for {
 		c := compose(m, feishuStyle, budget)
@@ -120,7 +126,7 @@ func feishuMessage(m Message, timestamp, sign string) []byte {
 		}
 		body := marshal(b)
 		if len(body) <= feishuBodyLimit || budget <= feishuMinText {
-			return body
+			return body, c
 		}
 		// The body holds the text's JSON form and a little more, so
 		// scaling by the whole body's excess undershoots a little, never

@@ -263,7 +263,8 @@ func (w *worker) skipDelivered(ctx context.Context) bool {
 // take chooses the next request's events. While the receiver's rate has
 // budget for every waiting event, the oldest goes alone; when more wait
 // than the budget allows, a type that takes digests gets them all in one
-// (up to MaxDigest), oldest first. Only events checked against the
+// (up to MaxDigest, and as many as the platform's size limit shows in
+// full), oldest first. Only events checked against the
 // deliveries table are taken: one that arrived during the last check may
 // be one the receiver already has. It returns the message and the
 // deliveries it would make.
@@ -281,6 +282,15 @@ func (w *worker) take() ([]*pending, Message, []store.DeliveryRef) {
 		n = w.s.cfg.MaxDigest
 	}
 	batch := append([]*pending(nil), ready[:min(n, len(ready))]...)
+	if len(batch) > 1 {
+		// What the platform's size limit would leave as "… N more
+		// events" waits for the next message instead.
+		evs := make([]Event, len(batch))
+		for i, p := range batch {
+			evs[i] = p.ev
+		}
+		batch = batch[:digestFit(w.rc.Type, evs)]
+	}
 	m := Message{Events: make([]Event, len(batch))}
 	refs := make([]store.DeliveryRef, len(batch))
 	for i, p := range batch {
