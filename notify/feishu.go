@@ -210,21 +210,21 @@ func (f *feishu) judge(rp reply) *SendError {
 	}
 	switch code {
 	case 11232, 99991400:
-		e.Reason, e.Slow = "throttled", false
+		e.Reason, e.Slow, e.Content = "throttled", false, false
 		if e.RetryAfter == 0 {
 			e.RetryAfter = time.Second
 		}
 	case 19021:
-		e.Reason, e.Slow = "signature", true
+		e.Reason, e.Slow, e.Content = "signature", true, false
 	case 19024:
-		e.Reason, e.Slow = "keyword", true
+		e.Reason, e.Slow, e.Content = "keyword", true, false
 	case 19022:
 		// "Ip Not Allowed": the bot's IP allow-list.
-		e.Slow = true
+		e.Slow, e.Content = true, false
 	case 19001:
 		// "param invalid: incoming webhook access token invalid" (widely
 		// reported, not in the guide): a wrong or deleted hook.
-		e.Slow = true
+		e.Slow, e.Content = true, false
 	case 9499:
 		// Malformed or over 20 KB; ours is neither unless something
 		// changed, so a person should look.

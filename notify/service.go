@@ -103,7 +103,9 @@ type Config struct {
 	// jitter) after a failed request. Default to 1s and 5m.
 	MinBackoff, MaxBackoff time.Duration
 	// SlowRetry is the wait after a failure that needs a person (a wrong
-	// secret, a missing keyword: SendError.Slow). Defaults to 5m.
+	// secret, a missing keyword: SendError.Slow), and how long an event
+	// whose content a receiver refused (SendError.Content) waits aside
+	// while the receiver's other events go on. Defaults to 5m.
 	SlowRetry time.Duration
 	// MaxRetryAfter caps the wait a receiver asks for (Retry-After,
 	// DingTalk's minute after 130101), against a reply that would stall

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -50,6 +51,15 @@ type pending struct {
 	// checked is true once the deliveries table said the receiver did not
 	// have it yet.
 	checked bool
+	// parkedUntil is set when the receiver refused this event for its
+	// content (SendError.Content): until then the other events go around
+	// it. It is retried after, never dropped, and its message is not
+	// acknowledged until it is delivered.
+	parkedUntil time.Time
+	// alone keeps it out of digests: it was in a request refused for its
+	// content, and only a request of its own tells whether it is the
+	// event the platform refuses.
+	alone bool
 }
 
 func newWorker(s *Service, rc Receiver) *worker {
@@ -158,6 +168,46 @@ func (w *worker) empty() bool {
 	return len(w.queue) == 0
 }
 
+// idle reports whether there is nothing to do now: no event waits but
+// parked ones. unpark is then the wait until the first is due again, 0
+// when none is parked.
+func (w *worker) idle() (idle bool, unpark time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := time.Now()
+	var next time.Time
+	for _, p := range w.queue {
+		if !p.checked || !p.parkedUntil.After(now) {
+			return false, 0
+		}
+		if next.IsZero() || p.parkedUntil.Before(next) {
+			next = p.parkedUntil
+		}
+	}
+	if next.IsZero() {
+		return true, 0
+	}
+	return true, next.Sub(now)
+}
+
+// waitWork waits until an event comes, a parked one is due (unpark > 0)
+// or ctx is done; it reports false when ctx is.
+func (w *worker) waitWork(ctx context.Context, unpark time.Duration) bool {
+	var due <-chan time.Time
+	if unpark > 0 {
+		t := time.NewTimer(unpark)
+		defer t.Stop()
+		due = t.C
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-w.wake:
+	case <-due:
+	}
+	return true
+}
+
 // sleep waits d or until ctx is done; it reports whether d passed.
 func sleep(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {
@@ -177,13 +227,11 @@ func sleep(ctx context.Context, d time.Duration) bool {
 func (w *worker) run(ctx context.Context) {
 	w.backoff = w.newBackoff()
 	for {
-		if w.empty() {
-			select {
-			case <-ctx.Done():
+		if idle, unpark := w.idle(); idle {
+			if !w.waitWork(ctx, unpark) {
 				return
-			case <-w.wake:
-				continue
 			}
+			continue
 		}
 		w.mu.Lock()
 		wait := time.Until(w.notBefore)
@@ -194,7 +242,7 @@ func (w *worker) run(ctx context.Context) {
 		if !w.skipDelivered(ctx) {
 			continue
 		}
-		if w.empty() {
+		if idle, _ := w.idle(); idle {
 			continue
 		}
 		// Wait for the rate; what arrives meanwhile joins the digest.
@@ -235,7 +283,7 @@ func (w *worker) skipDelivered(ctx context.Context) bool {
 	if err != nil {
 		if ctx.Err() == nil {
 			w.log.Warn("notify: cannot read the deliveries; retrying", "err", err)
-			w.failed(nil, err)
+			w.failed(nil, nil, err)
 		}
 		return false
 	}
@@ -264,24 +312,37 @@ func (w *worker) skipDelivered(ctx context.Context) bool {
 // budget for every waiting event, the oldest goes alone; when more wait
 // than the budget allows, a type that takes digests gets them all in one
 // (up to MaxDigest, and as many as the platform's size limit shows in
-// full), oldest first. Only events checked against the
+// full), oldest first. Parked events wait aside, and an event that must
+// go alone (see pending.alone) does. Only events checked against the
 // deliveries table are taken: one that arrived during the last check may
 // be one the receiver already has. It returns the message and the
 // deliveries it would make.
 func (w *worker) take() ([]*pending, Message, []store.DeliveryRef) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	now := time.Now()
 	var ready []*pending
 	for _, p := range w.queue {
-		if p.checked {
+		if p.checked && !p.parkedUntil.After(now) {
 			ready = append(ready, p)
 		}
 	}
-	n := 1
-	if w.rc.Digest && len(ready) > 1+w.budget() {
-		n = w.s.cfg.MaxDigest
+	if len(ready) == 0 {
+		return nil, Message{}, nil
 	}
-	batch := append([]*pending(nil), ready[:min(n, len(ready))]...)
+	batch := ready[:1]
+	if w.rc.Digest && !ready[0].alone && len(ready) > 1+w.budget() {
+		batch = nil
+		for _, p := range ready {
+			if !p.alone {
+				batch = append(batch, p)
+			}
+			if len(batch) == w.s.cfg.MaxDigest {
+				break
+			}
+		}
+	}
+	batch = slices.Clone(batch)
 	if len(batch) > 1 {
 		// What the platform's size limit would leave as "… N more
 		// events" waits for the next message instead.
@@ -325,7 +386,7 @@ func (w *worker) send(ctx context.Context, batch []*pending, m Message, refs []s
 		if ctx.Err() != nil {
 			return // stopping: the message is handed back
 		}
-		w.failed(refs, err)
+		w.failed(batch, refs, err)
 		return
 	}
 	// Recorded before the ack, whatever happens to ctx meanwhile: a
@@ -352,27 +413,45 @@ func (w *worker) send(ctx context.Context, batch []*pending, m Message, refs []s
 	w.complete(batch)
 }
 
-// failed records a failed request (refs nil: the database failed) and
-// sets the wait before the next one.
-func (w *worker) failed(refs []store.DeliveryRef, err error) {
-	reason, wait := "error", time.Duration(0)
-	w.mu.Lock()
-	next, _ := w.backoff.Next()
-	w.mu.Unlock()
-	wait = next
+// failed records a failed request with batch (nil: the database
+// failed) and sets the wait before the next one. A refusal of the
+// content (SendError.Content) does not hold the receiver: a single event
+// is parked for SlowRetry while the others go on, and the events of a
+// refused digest go one by one to find the one refused.
+func (w *worker) failed(batch []*pending, refs []store.DeliveryRef, err error) {
+	reason := "error"
 	var se *SendError
-	if errors.As(err, &se) {
+	isSend := errors.As(err, &se)
+	content := isSend && se.Content && len(batch) > 0
+	var wait time.Duration
+	if !content {
+		// A refused content says nothing about the receiver: its backoff
+		// is left as it is.
+		w.mu.Lock()
+		wait, _ = w.backoff.Next()
+		w.mu.Unlock()
+	}
+	if isSend {
 		reason = se.Reason
-		if se.Slow {
+		if se.Slow || content {
 			wait = w.s.cfg.SlowRetry
 		}
 		wait = max(wait, min(se.RetryAfter, w.s.cfg.MaxRetryAfter))
-	} else if refs == nil {
+	} else if batch == nil {
 		reason = "database"
 	}
 	msg := w.scrub(err.Error())
 	w.s.metrics.failures.WithLabelValues(w.rc.Name, reason).Inc()
-	w.log.Warn("notify: delivery failed; retrying", "events", len(refs), "reason", reason, "retry_in", wait.Round(time.Millisecond), "err", msg)
+	switch {
+	case content && len(batch) == 1:
+		w.log.Warn("notify: the receiver refused an event's content; it waits aside while the others go on",
+			"event", batch[0].ev.ID, "reason", reason, "retry_in", wait.Round(time.Millisecond), "err", msg)
+	case content:
+		w.log.Warn("notify: the receiver refused a digest's content; its events go one by one",
+			"events", len(refs), "reason", reason, "err", msg)
+	default:
+		w.log.Warn("notify: delivery failed; retrying", "events", len(refs), "reason", reason, "retry_in", wait.Round(time.Millisecond), "err", msg)
+	}
 	if refs != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -381,8 +460,18 @@ func (w *worker) failed(refs []store.DeliveryRef, err error) {
 		}
 	}
 	w.mu.Lock()
-	w.notBefore = time.Now().Add(wait)
-	w.mu.Unlock()
+	defer w.mu.Unlock()
+	switch {
+	case content && len(batch) == 1:
+		batch[0].parkedUntil = time.Now().Add(wait)
+		batch[0].alone = true
+	case content:
+		for _, p := range batch {
+			p.alone = true
+		}
+	default:
+		w.notBefore = time.Now().Add(wait)
+	}
 }
 
 // complete removes batch from the queue and tells each message's tracker

@@ -3,6 +3,7 @@ package notify_test
 import (
 	"cmp"
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -165,5 +166,85 @@ func TestUpperCaseEventIDSkippedWhenDelivered(t *testing.T) {
 	}
 	if r, _ := x.stats(); r != 0 {
 		t.Errorf("x got %d requests for an event it had", r)
+	}
+}
+
+// TestRefusedEventDoesNotBlockReceiver: an event a receiver refuses for
+// its content (HTTP 400, DingTalk 430xxx) is set aside: later events of
+// the same route and of another route sharing the receiver reach it
+// meanwhile, no digest carries the refused event, and the refused one is
+// retried (its message not acknowledged) until the receiver takes it.
+func TestRefusedEventDoesNotBlockReceiver(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	poison := storetest.NewEvent(t, "hz", "job-1", 2, time.Now())
+	var mu sync.Mutex
+	accept := false
+	var digests [][]string // every request of more than one event, refused or not
+	refuse := func(_ int, m notify.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		var ids []string
+		for _, ev := range m.Events {
+			ids = append(ids, ev.ID)
+		}
+		if len(ids) > 1 {
+			digests = append(digests, ids)
+		}
+		if slices.Contains(ids, poison.ID) && !accept {
+			return &notify.SendError{Receiver: "x", Reason: "http_4xx", Status: 400, Slow: true, Content: true, Err: errors.New("content refused")}
+		}
+		return nil
+	}
+	x, d := newFake(), newFake()
+	x.fail, d.fail = refuse, refuse
+	start(t, b, notify.Config{
+		Routes: []notify.Route{
+			route("a", []string{"ossjobs.*.stalled"}, "x", "d"),
+			route("b", []string{"ossjobs.*.removed"}, "x"),
+		},
+		Receivers: []notify.Receiver{
+			{Name: "x", Sender: x},
+			{Name: "d", Sender: d, Digest: true, Rates: []notify.Rate{{Count: 1, Per: time.Second}}},
+		},
+		SlowRetry: 2 * time.Second,
+	})
+	if _, err := b.js.Publish(t.Context(), "ossjobs.hz.stalled", poison.Payload); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first refusal", 10*time.Second, func() bool { r, _ := x.stats(); return r >= 1 })
+	same := publish(t, b.js, "ossjobs.hz.stalled", "job-2", 4)
+	other := publish(t, b.js, "ossjobs.hz.removed", "job-3", 1)
+	waitFor(t, "the later events, around the refused one", 10*time.Second, func() bool {
+		for _, id := range same {
+			if x.ids()[id] != 1 || d.ids()[id] != 1 {
+				return false
+			}
+		}
+		return x.ids()[other[0]] == 1
+	})
+	if p, _ := ackPending(t, b.js, "ossjobwatch-notify-a"); p != 1 {
+		t.Errorf("route a has %d messages pending ack, want the refused one", p)
+	}
+	waitFor(t, "the refused event retried", 10*time.Second, func() bool {
+		r, _ := x.stats()
+		return r >= 2+len(same)+len(other)
+	})
+	mu.Lock()
+	accept = true
+	mu.Unlock()
+	waitFor(t, "the refused event delivered once accepted, and acknowledged", 15*time.Second, func() bool {
+		p, n := ackPending(t, b.js, "ossjobwatch-notify-a")
+		return x.ids()[poison.ID] == 1 && d.ids()[poison.ID] == 1 && p == 0 && n == 0
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for _, ids := range digests {
+		if slices.Contains(ids, poison.ID) {
+			t.Errorf("a digest carried the refused event: %v", ids)
+		}
+	}
+	if len(digests) == 0 {
+		t.Log("no digest was sent: the digest half of the test did not run")
 	}
 }
