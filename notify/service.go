@@ -218,12 +218,27 @@ func New(cfg Config) (*Service, error) {
 	}
 	for _, rc := range cfg.Routes {
 		r := &route{s: s, Route: rc, inFlight: map[*tracker]struct{}{}}
+		r.setUp(false)
 		for _, name := range rc.Receivers {
 			r.workers = append(r.workers, s.receivers[name])
 		}
 		s.routes = append(s.routes, r)
 	}
 	return s, nil
+}
+
+// RoutesDown names the routes that have not been consuming for longer
+// than d (since New, if they never did): the service not started, or a
+// consumer that cannot be created again.
+func (s *Service) RoutesDown(d time.Duration) []string {
+	var out []string
+	now := time.Now()
+	for _, r := range s.routes {
+		if since := r.downSince.Load(); since != 0 && now.Sub(time.Unix(0, since)) > d {
+			out = append(out, r.Name)
+		}
+	}
+	return out
 }
 
 // ConsumerName is the durable consumer of a route.
