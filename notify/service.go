@@ -99,8 +99,9 @@ type Config struct {
 	MaxDigest int
 	// SendTimeout bounds one request. Defaults to 30s.
 	SendTimeout time.Duration
-	// MinBackoff and MaxBackoff bound the exponential backoff (with
-	// jitter) after a failed request. Default to 1s and 5m.
+	// MinBackoff and MaxBackoff bound the exponential backoff after a
+	// failed request; the wait is jittered ±20% after the cap, so it may
+	// reach 1.2 × MaxBackoff. Default to 1s and 5m.
 	MinBackoff, MaxBackoff time.Duration
 	// SlowRetry is the wait after a failure that needs a person (a wrong
 	// secret, a missing keyword: SendError.Slow), and how long an event
@@ -162,6 +163,11 @@ func (c Config) validate() error {
 	for _, r := range c.Routes {
 		if len(r.Subjects) == 0 {
 			errs = append(errs, fmt.Errorf("route %s: no subjects", r.Name))
+		}
+		if len(r.Receivers) == 0 {
+			// Nothing would ever complete its messages: they would be
+			// held, unacknowledged, for good.
+			errs = append(errs, fmt.Errorf("route %s: no receivers", r.Name))
 		}
 		for _, name := range r.Receivers {
 			if !receivers[name] {

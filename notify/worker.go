@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sethvargo/go-retry"
 	"golang.org/x/time/rate"
 
@@ -122,10 +123,13 @@ func (w *worker) scrub(s string) string {
 	return s
 }
 
+// newBackoff is the wait after each failed request: exponential from
+// MinBackoff, capped at MaxBackoff, then jittered (±20%), so that the
+// capped waits of receivers failing together do not fall in step.
 func (w *worker) newBackoff() retry.Backoff {
 	b := retry.NewExponential(w.s.cfg.MinBackoff)
-	b = retry.WithJitterPercent(20, b)
-	return retry.WithCappedDuration(w.s.cfg.MaxBackoff, b)
+	b = retry.WithCappedDuration(w.s.cfg.MaxBackoff, b)
+	return retry.WithJitterPercent(20, b)
 }
 
 // enqueue adds ev for this receiver on behalf of t. An event already
@@ -360,6 +364,8 @@ func (w *worker) take() ([]*pending, Message, []store.DeliveryRef) {
 			Target: p.ev.Data.Target, JobID: cmp.Or(p.ev.Data.JobID, p.ev.Subject)}
 	}
 	if len(batch) == 1 {
+		// An event that matches two routes naming this receiver is sent
+		// once, in the template of the first route that handed it over.
 		m.Template = batch[0].waiters[0].r.Template
 	}
 	return batch, m, refs
@@ -496,16 +502,26 @@ func (w *worker) complete(batch []*pending) {
 	}
 }
 
-// drop removes batch from the queue without telling the trackers: their
-// messages are redelivered after AckWait.
+// drop removes batch from the queue without telling the trackers and
+// hands their messages back (Nak) to come again after the backoff's wait
+// rather than a whole AckWait; the worker waits as long before its next
+// request, to give the database time.
 func (w *worker) drop(batch []*pending) {
+	var msgs []jetstream.Msg
 	w.mu.Lock()
-	defer w.mu.Unlock()
+	wait, _ := w.backoff.Next()
+	w.notBefore = time.Now().Add(wait)
 	for _, p := range batch {
 		w.remove(p)
 		for _, t := range p.waiters {
-			t.r.untrack(t)
+			if t.r.untrack(t) {
+				msgs = append(msgs, t.msg)
+			}
 		}
+	}
+	w.mu.Unlock()
+	for _, m := range msgs {
+		_ = m.NakWithDelay(wait) // a lost one comes again after AckWait
 	}
 }
 

@@ -65,3 +65,25 @@ func TestDigestNamesEveryEventItRecords(t *testing.T) {
 		}
 	}
 }
+
+// TestBackoffJitteredAtTheCap: once the backoff reaches MaxBackoff its
+// waits are still jittered (±20%), so receivers failing together do not
+// retry in step.
+func TestBackoffJitteredAtTheCap(t *testing.T) {
+	t.Parallel()
+	s := &Service{cfg: Config{MinBackoff: time.Second, MaxBackoff: 2 * time.Second}.withDefaults(), log: slog.New(slog.DiscardHandler)}
+	b := newWorker(s, Receiver{Name: "w"}).newBackoff()
+	seen := map[time.Duration]bool{}
+	for i := range 40 {
+		d, _ := b.Next()
+		if d < 800*time.Millisecond || d > 2400*time.Millisecond {
+			t.Fatalf("wait %d = %s, outside 1s..2s ±20%%", i, d)
+		}
+		if i >= 3 {
+			seen[d] = true
+		}
+	}
+	if len(seen) < 2 {
+		t.Errorf("capped waits all %v: not jittered", seen)
+	}
+}

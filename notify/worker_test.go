@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/ossjobwatch/ossjobwatch/event"
 	"github.com/ossjobwatch/ossjobwatch/notify"
 	"github.com/ossjobwatch/ossjobwatch/store"
@@ -248,3 +250,65 @@ func TestRefusedEventDoesNotBlockReceiver(t *testing.T) {
 		t.Log("no digest was sent: the digest half of the test did not run")
 	}
 }
+
+// failingRecords is a memStore whose RecordDelivered fails for its
+// first 11 seconds, longer than the worker retries it (10s).
+type failingRecords struct {
+	*memStore
+	mu    sync.Mutex
+	first time.Time
+}
+
+func (s *failingRecords) RecordDelivered(ctx context.Context, refs []store.DeliveryRef, at time.Time) error {
+	s.mu.Lock()
+	if s.first.IsZero() {
+		s.first = time.Now()
+	}
+	away := time.Since(s.first) < 11*time.Second
+	s.mu.Unlock()
+	if away {
+		return errors.New("database away")
+	}
+	return s.memStore.RecordDelivered(ctx, refs, at)
+}
+
+// TestUnrecordedDeliveryComesBackSoon: an event delivered but not
+// recorded (the database away) is handed back at once, not after a
+// whole AckWait: it is sent again (at least once) as soon as the
+// database is back.
+func TestUnrecordedDeliveryComesBackSoon(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	st := &failingRecords{memStore: newMemStore()}
+	x := newFake()
+	startMem(t, b, st, notify.Config{
+		Routes:    []notify.Route{route("r", []string{"ossjobs.*.stalled"}, "x")},
+		Receivers: []notify.Receiver{{Name: "x", Sender: x}},
+		AckWait:   time.Minute,
+	})
+	ids := publish(t, b.js, "ossjobs.hz.stalled", "job-1", 1)
+	// The worker retries the record for 10s before it gives up; then the
+	// message must come again at once, not after AckWait (a minute).
+	waitFor(t, "the event sent again well before AckWait", 25*time.Second, func() bool {
+		p, n := ackPending(t, b.js, "ossjobwatch-notify-r")
+		return x.ids()[ids[0]] == 2 && p == 0 && n == 0
+	})
+}
+
+// TestNewRefusesRouteWithoutReceivers: a route naming no receiver would
+// hold its messages unacknowledged for good.
+func TestNewRefusesRouteWithoutReceivers(t *testing.T) {
+	t.Parallel()
+	_, err := notify.New(notify.Config{
+		JetStream: jetstreamStub{}, Store: newMemStore(),
+		Routes:    []notify.Route{route("r", []string{"ossjobs.>"})},
+		Receivers: []notify.Receiver{{Name: "x", Sender: newFake()}},
+	})
+	if err == nil || !strings.Contains(err.Error(), "route r: no receivers") {
+		t.Fatalf("New = %v, want a route without receivers refused", err)
+	}
+}
+
+// jetstreamStub satisfies Config.JetStream for New, which does not use
+// it.
+type jetstreamStub struct{ jetstream.JetStream }
