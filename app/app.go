@@ -20,6 +20,7 @@ import (
 
 	"github.com/ossjobwatch/ossjobwatch/config"
 	"github.com/ossjobwatch/ossjobwatch/console"
+	"github.com/ossjobwatch/ossjobwatch/notify"
 	"github.com/ossjobwatch/ossjobwatch/oss"
 	"github.com/ossjobwatch/ossjobwatch/poller"
 	"github.com/ossjobwatch/ossjobwatch/publisher"
@@ -70,6 +71,8 @@ type App struct {
 	nc        *nats.Conn
 	js        jetstream.JetStream
 	rel       *publisher.Relay
+	// notify is the notify service once built, for /readyz.
+	notify *notify.Service
 	// connected is closed once ConnectNATS has succeeded.
 	connected chan struct{}
 	// closeTimeout bounds Close; Run sets it to its share of the shutdown

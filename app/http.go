@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -17,8 +18,9 @@ import (
 )
 
 // handler serves /metrics, /healthz (the process answers), /readyz (the
-// database answers, NATS is connected and the stream exists) and, unless
-// it is turned off, the console under /ui/.
+// database answers, NATS is connected, the stream exists and, with
+// notify, no route has gone without consuming for over RouteGrace) and,
+// unless it is turned off, the console under /ui/.
 func (a *App) handler() http.Handler {
 	mux := http.NewServeMux()
 	if a.console != nil {
@@ -54,7 +56,7 @@ func (a *App) readiness(ctx context.Context) []string {
 		problems = append(problems, "database: "+store.RedactError(err, a.cfg.DatabaseURL).Error())
 	}
 	a.mu.Lock()
-	nc, js := a.nc, a.js
+	nc, js, ns := a.nc, a.js, a.notify
 	a.mu.Unlock()
 	switch {
 	case nc == nil:
@@ -64,6 +66,12 @@ func (a *App) readiness(ctx context.Context) []string {
 	default:
 		if _, err := js.Stream(ctx, a.cfg.Stream.Name); err != nil {
 			problems = append(problems, fmt.Sprintf("stream %s: %v", a.cfg.Stream.Name, err))
+		}
+	}
+	if ns != nil {
+		grace := cmp.Or(a.opts.Notify.RouteGrace, DefaultRouteGrace)
+		for _, r := range ns.RoutesDown(grace) {
+			problems = append(problems, fmt.Sprintf("notify route %s: not consuming for over %s", r, grace))
 		}
 	}
 	return problems

@@ -23,7 +23,14 @@ type NotifyOptions struct {
 	// Tune, if set, adjusts the service's configuration before it starts
 	// (tests shorten the backoff).
 	Tune func(*notify.Config)
+	// RouteGrace is how long a route may go without consuming (starting,
+	// or its consumer being created again) before /readyz reports it.
+	// Defaults to a minute.
+	RouteGrace time.Duration
 }
+
+// DefaultRouteGrace is NotifyOptions.RouteGrace's default.
+const DefaultRouteGrace = time.Minute
 
 // NotifyReceivers builds the receivers of the notify section: a Sender for
 // each, its rates (the type's defaults unless the config sets some), and
@@ -120,6 +127,9 @@ func (a *App) notifyWhenConnected(ctx context.Context, retry, stopTimeout time.D
 		log.Error("notify: not started", "err", err)
 		return err
 	}
+	a.mu.Lock()
+	a.notify = svc
+	a.mu.Unlock()
 	for {
 		err := svc.Start(ctx)
 		if err == nil {

@@ -354,3 +354,31 @@ func TestNotifyRoutesTemplates(t *testing.T) {
 		t.Errorf("routes = %+v", routes)
 	}
 }
+
+// TestReadyzReportsRouteDown: a route whose consumer cannot be created
+// again (deleted, and its name taken by a consumer of another deliver
+// policy) makes /readyz say so once it has been down past RouteGrace.
+func TestReadyzReportsRouteDown(t *testing.T) {
+	t.Parallel()
+	hook := notifytest.NewWebhook(t, "")
+	n := &config.Notify{
+		Receivers: []config.Receiver{fakeReceiver("hook", hook, "50/s")},
+		Routes:    []config.Route{{Name: "stalls", Subjects: []string{"ossjobs.*.stalled"}, Receivers: []string{"hook"}}},
+	}
+	b := newNotifyBundle(t, n)
+	b.run(t, quickRetries)
+	b.app.opts.Notify.RouteGrace = 500 * time.Millisecond
+	eventually(t, "ready", 20*time.Second, func() bool { return len(b.app.readiness(t.Context())) == 0 })
+
+	name := notify.DefaultConsumerPrefix + "stalls"
+	if err := b.js.DeleteConsumer(t.Context(), "OSSJOBS", name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.js.CreateConsumer(t.Context(), "OSSJOBS", jetstream.ConsumerConfig{Durable: name, DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: "ossjobs.none"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "/readyz to report the route", 20*time.Second, func() bool {
+		return slices.ContainsFunc(b.app.readiness(t.Context()), func(p string) bool { return strings.Contains(p, "notify route stalls") })
+	})
+}

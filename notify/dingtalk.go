@@ -149,9 +149,12 @@ func (d *dingTalk) judge(rp reply) *SendError {
 	case code == -1:
 		// "系统繁忙": DingTalk's busy answer, retry soon.
 		e.Reason = "http_5xx"
+	case code/1000 == 430:
+		// 430xxx: this message's content refused; others may pass.
+		e.Slow, e.Content = true, true
 	default:
 		// 310000 ip whitelist, 300001/400101 bad token, 400102 robot
-		// disabled, 430xxx content refused: a person must act.
+		// disabled: a person must act.
 		e.Slow = true
 	}
 	return e

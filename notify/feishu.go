@@ -104,6 +104,12 @@ func feishuColour(s severity) string {
 // (escaping can double a text), never below feishuMinText, so the card
 // keeps its fields however the user data escapes.
 func feishuMessage(m Message, timestamp, sign string) []byte {
+	body, _ := feishuBuild(m, timestamp, sign)
+	return body
+}
+
+// feishuBuild is feishuMessage, also returning what it composed.
+func feishuBuild(m Message, timestamp, sign string) ([]byte, composed) {
 	budget := feishuTextLimit
 	for {
 		c := compose(m, feishuStyle, budget)
@@ -120,7 +126,7 @@ func feishuMessage(m Message, timestamp, sign string) []byte {
 		}
 		body := marshal(b)
 		if len(body) <= feishuBodyLimit || budget <= feishuMinText {
-			return body
+			return body, c
 		}
 		// The body holds the text's JSON form and a little more, so
 		// scaling by the whole body's excess undershoots a little, never
@@ -204,21 +210,21 @@ func (f *feishu) judge(rp reply) *SendError {
 	}
 	switch code {
 	case 11232, 99991400:
-		e.Reason, e.Slow = "throttled", false
+		e.Reason, e.Slow, e.Content = "throttled", false, false
 		if e.RetryAfter == 0 {
 			e.RetryAfter = time.Second
 		}
 	case 19021:
-		e.Reason, e.Slow = "signature", true
+		e.Reason, e.Slow, e.Content = "signature", true, false
 	case 19024:
-		e.Reason, e.Slow = "keyword", true
+		e.Reason, e.Slow, e.Content = "keyword", true, false
 	case 19022:
 		// "Ip Not Allowed": the bot's IP allow-list.
-		e.Slow = true
+		e.Slow, e.Content = true, false
 	case 19001:
 		// "param invalid: incoming webhook access token invalid" (widely
 		// reported, not in the guide): a wrong or deleted hook.
-		e.Slow = true
+		e.Slow, e.Content = true, false
 	case 9499:
 		// Malformed or over 20 KB; ours is neither unless something
 		// changed, so a person should look.

@@ -37,6 +37,9 @@ type composed struct {
 	Footer   string
 	Severity severity
 	Digest   bool
+	// Shown is how many of a digest's events Body names; the others are
+	// only counted ("… N more events").
+	Shown int
 }
 
 // text is the body and the small print in one.
@@ -99,8 +102,43 @@ func composeDigest(evs []Event, st style, limit int) composed {
 	last := evs[len(evs)-1]
 	foot := st.small(st.esc("ossjobwatch · " + fmtTime(last.Data.ObservedAt) + " · " + digestTitle(evs)))
 	c.Footer = foot
-	c.Body = fitLines(head, lines, st.sep, limit-st.measure(foot)-st.measure(st.sep), st.size, moreEvents)
+	c.Body, c.Shown = fitLinesN(head, lines, st.sep, limit-st.measure(foot)-st.measure(st.sep), st.size, moreEvents)
 	return c
+}
+
+// digestFit is how many of evs, oldest first, a digest to a receiver of
+// type typ names in full: the worker sends those and leaves the rest for
+// the next message, so that every event recorded delivered was shown. A
+// type that takes no digests, or an unknown one, takes them all.
+func digestFit(typ string, evs []Event) int {
+	shown := func(evs []Event) int {
+		m := Message{Events: evs}
+		switch typ {
+		case TypeDingTalk:
+			return compose(m, dingTalkStyle, dingTalkTextLimit).Shown
+		case TypeWeCom:
+			return compose(m, weComStyle, weComTextLimit).Shown
+		case TypeSlack:
+			return compose(m, slackStyle, slackTextLimit).Shown
+		case TypeFeishu:
+			_, c := feishuBuild(m, "", "")
+			return c.Shown
+		}
+		return len(evs)
+	}
+	n := len(evs)
+	if n < 2 {
+		return n
+	}
+	// Fewer events make a slightly different title and footer: measure
+	// again until what is sent is shown whole.
+	for {
+		k := max(1, shown(evs[:n]))
+		if k >= n || n == 1 {
+			return n
+		}
+		n = k
+	}
 }
 
 func plainTitle(s summary) string { return s.Headline + " · " + s.Target }

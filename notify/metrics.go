@@ -8,6 +8,7 @@ type metrics struct {
 	failures   *prometheus.CounterVec
 	digests    *prometheus.CounterVec
 	malformed  *prometheus.CounterVec
+	routeUp    *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -28,8 +29,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "ossjobwatch_notify_malformed_messages_total",
 			Help: "Messages on a route's subjects that were not ossjobwatch events; terminated, never delivered.",
 		}, []string{"route"}),
+		routeUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ossjobwatch_notify_route_up",
+			Help: "1 while the route consumes its durable consumer, 0 while it does not (starting, or its consumer being created again).",
+		}, []string{"route"}),
 	}
-	for _, c := range []prometheus.Collector{m.deliveries, m.failures, m.digests, m.malformed} {
+	for _, c := range []prometheus.Collector{m.deliveries, m.failures, m.digests, m.malformed, m.routeUp} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -187,7 +187,13 @@ type SendError struct {
 	// Slow asks for slow retries: the fault needs a person (a wrong
 	// secret, a missing keyword) and hammering will not fix it.
 	Slow bool
-	Err  error
+	// Content says the platform refused this message for what it holds
+	// (its size, its text: a 4xx other than 401, 403, 404, 408, 410 and
+	// 429, DingTalk's 430xxx, "too_large"), not for the receiver's
+	// setup: other messages may still go through. The engine sets the
+	// event aside (see the worker) rather than hold the receiver.
+	Content bool
+	Err     error
 }
 
 func (e *SendError) Error() string {

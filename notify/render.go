@@ -353,6 +353,12 @@ func moreLine(n int, unit string) string {
 // quarter of the limit is ellipsized first, so one huge description does
 // not crowd out the rest. head lines are always kept (they are short).
 func fitLines(head, lines []string, sep string, limit int, size func(string) int, more func(n int) string) string {
+	text, _ := fitLinesN(head, lines, sep, limit, size, more)
+	return text
+}
+
+// fitLinesN is fitLines, also returning how many of lines it kept.
+func fitLinesN(head, lines []string, sep string, limit int, size func(string) int, more func(n int) string) (string, int) {
 	if size == nil {
 		size = func(s string) int { return len(s) }
 	}
@@ -375,12 +381,12 @@ func fitLines(head, lines []string, sep string, limit int, size func(string) int
 		if used+add+reserve > limit {
 			// Adding the line before this one reserved room for this.
 			out = append(out, more(len(lines)-i))
-			return strings.Join(out, sep)
+			return strings.Join(out, sep), i
 		}
 		out = append(out, l)
 		used += add
 	}
-	return strings.Join(out, sep)
+	return strings.Join(out, sep), len(lines)
 }
 
 // ellipsizeBy cuts s until size(s…) ≤ n, on rune boundaries.

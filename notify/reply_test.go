@@ -28,6 +28,7 @@ func TestReplyClassification(t *testing.T) {
 		code       int
 		retryAfter time.Duration
 		slow       bool
+		content    bool
 	}
 	for _, tc := range []struct {
 		name   string
@@ -46,6 +47,7 @@ func TestReplyClassification(t *testing.T) {
 		{"dingtalk keyword", "dingtalk", 200, nil, `{"errcode":310000,"errmsg":"keywords not in content, more: [...]"}`, want{reason: "keyword", code: 310000, slow: true}},
 		{"dingtalk ip", "dingtalk", 200, nil, `{"errcode":310000,"errmsg":"ip 1.2.3.4 not in whitelist"}`, want{reason: "rejected", code: 310000, slow: true}},
 		{"dingtalk bad token", "dingtalk", 200, nil, `{"errcode":300001,"errmsg":"token is not exist"}`, want{reason: "rejected", code: 300001, slow: true}},
+		{"dingtalk content refused", "dingtalk", 200, nil, `{"errcode":430102,"errmsg":"含有不合适的文本"}`, want{reason: "rejected", code: 430102, slow: true, content: true}},
 		{"dingtalk busy", "dingtalk", 200, nil, `{"errcode":-1,"errmsg":"系统繁忙"}`, want{reason: "http_5xx", code: -1}},
 		{"dingtalk not json", "dingtalk", 200, nil, `<html>proxy</html>`, want{reason: "rejected", slow: true}},
 		{"dingtalk 502", "dingtalk", 502, nil, `bad gateway`, want{reason: "http_5xx"}},
@@ -58,7 +60,7 @@ func TestReplyClassification(t *testing.T) {
 		{"feishu bad sign", "feishu", 200, nil, `{"code":19021,"msg":"sign match fail or timestamp is not within one hour from current time","data":{}}`, want{reason: "signature", code: 19021, slow: true}},
 		{"feishu keyword", "feishu", 200, nil, `{"code":19024,"msg":"Key Words Not Found"}`, want{reason: "keyword", code: 19024, slow: true}},
 		{"feishu ip", "feishu", 200, nil, `{"code":19022,"msg":"Ip Not Allowed"}`, want{reason: "rejected", code: 19022, slow: true}},
-		{"feishu bad request", "feishu", 400, nil, `{"code":9499,"msg":"Bad Request","data":{}}`, want{reason: "rejected", code: 9499, slow: true}},
+		{"feishu bad request", "feishu", 400, nil, `{"code":9499,"msg":"Bad Request","data":{}}`, want{reason: "rejected", code: 9499, slow: true, content: true}},
 		{"feishu empty", "feishu", 200, nil, `{}`, want{reason: "rejected", slow: true}},
 		{"feishu not json", "feishu", 200, nil, `<html>proxy</html>`, want{reason: "rejected", slow: true}},
 		{"feishu unknown code", "feishu", 200, nil, `{"code":12345,"msg":"something new"}`, want{reason: "rejected", code: 12345}},
@@ -68,12 +70,12 @@ func TestReplyClassification(t *testing.T) {
 		{"wecom not json", "wecom", 200, nil, `<html>proxy</html>`, want{reason: "rejected", slow: true}},
 		{"wecom throttled", "wecom", 200, nil, `{"errcode":45009,"errmsg":"api freq out of limit"}`, want{reason: "throttled", code: 45009, retryAfter: 30 * time.Second}},
 		{"wecom bad key", "wecom", 200, nil, `{"errcode":93000,"errmsg":"invalid webhook url"}`, want{reason: "rejected", code: 93000, slow: true}},
-		{"wecom too long", "wecom", 200, nil, `{"errcode":40058,"errmsg":"markdown.content exceed max length 4096"}`, want{reason: "too_large", code: 40058, slow: true}},
+		{"wecom too long", "wecom", 200, nil, `{"errcode":40058,"errmsg":"markdown.content exceed max length 4096"}`, want{reason: "too_large", code: 40058, slow: true, content: true}},
 		// Slack: HTTP status.
 		{"slack ok", "slack", 200, nil, `ok`, want{ok: true}},
 		{"slack 429 seconds", "slack", 429, map[string]string{"Retry-After": "30"}, `rate_limited`, want{reason: "throttled", retryAfter: 30 * time.Second}},
 		{"slack 429 no header", "slack", 429, nil, `rate_limited`, want{reason: "throttled"}},
-		{"slack invalid", "slack", 400, nil, `invalid_payload`, want{reason: "http_4xx", slow: true}},
+		{"slack invalid", "slack", 400, nil, `invalid_payload`, want{reason: "http_4xx", slow: true, content: true}},
 		{"slack archived", "slack", 410, nil, `channel_is_archived`, want{reason: "http_4xx", slow: true}},
 		{"slack 500", "slack", 500, nil, `rollup_error`, want{reason: "http_5xx"}},
 		{"slack 200 not ok", "slack", 200, nil, `<html>portal</html>`, want{reason: "rejected", slow: true}},
@@ -83,7 +85,10 @@ func TestReplyClassification(t *testing.T) {
 		{"webhook 202", "webhook", 202, nil, `queued`, want{ok: true}},
 		{"webhook 503 date", "webhook", 503, map[string]string{"Retry-After": httpDate}, `down`, want{reason: "http_5xx", retryAfter: 90 * time.Second}},
 		{"webhook 429 past date", "webhook", 429, map[string]string{"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, ``, want{reason: "throttled"}},
-		{"webhook 413", "webhook", 413, nil, ``, want{reason: "too_large", slow: true}},
+		{"webhook 413", "webhook", 413, nil, ``, want{reason: "too_large", slow: true, content: true}},
+		{"webhook 400", "webhook", 400, nil, `bad event`, want{reason: "http_4xx", slow: true, content: true}},
+		{"webhook 403", "webhook", 403, nil, `forbidden`, want{reason: "http_4xx", slow: true}},
+		{"webhook 404", "webhook", 404, nil, `no such hook`, want{reason: "http_4xx", slow: true}},
 		{"webhook 429 overflowing retry-after", "webhook", 429, map[string]string{"Retry-After": "99999999999999999999"}, ``, want{reason: "throttled", retryAfter: 24 * time.Hour}},
 		{"webhook 429 day and more", "webhook", 429, map[string]string{"Retry-After": "86401"}, ``, want{reason: "throttled", retryAfter: 24 * time.Hour}},
 		{"webhook 429 negative overflow", "webhook", 429, map[string]string{"Retry-After": "-99999999999999999999"}, ``, want{reason: "throttled"}},
@@ -118,7 +123,7 @@ func TestReplyClassification(t *testing.T) {
 			if !errors.As(err, &se) {
 				t.Fatalf("want *SendError, got %v (reply %+v)", err, rep)
 			}
-			got := want{reason: se.Reason, code: se.Code, retryAfter: se.RetryAfter, slow: se.Slow}
+			got := want{reason: se.Reason, code: se.Code, retryAfter: se.RetryAfter, slow: se.Slow, content: se.Content}
 			if got != tc.want {
 				t.Fatalf("got %+v, want %+v (%v)", got, tc.want, se)
 			}

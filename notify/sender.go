@@ -201,7 +201,8 @@ func (b *base) excerpt(body []byte) string {
 
 // httpError judges a reply by its HTTP status alone: nil for 2xx, else a
 // *SendError. 429 is "throttled"; 5xx "http_5xx"; 408 "timeout"; 413
-// "too_large"; other 4xx "http_4xx", slow, since a person must fix it;
+// "too_large"; other 4xx "http_4xx", slow, since a person must fix it
+// (both but 401, 403, 404 and 410 refuse the content: SendError.Content);
 // 3xx "redirected", slow too: redirects are not followed (see
 // noRedirects), so someone must configure the new URL. Retry-After is
 // honoured on every failure that has it.
@@ -217,11 +218,18 @@ func (b *base) httpError(rp reply) *SendError {
 		e.Reason = "timeout"
 	case rp.status == http.StatusRequestEntityTooLarge:
 		e.Reason = "too_large"
-		e.Slow = true
+		e.Slow, e.Content = true, true
 	case rp.status >= 500:
 		e.Reason = "http_5xx"
 	case rp.status >= 400:
 		e.Slow = true
+		// 401, 403, 404 and 410 are about the receiver (its credentials,
+		// its URL), whatever the message; the rest about the request.
+		switch rp.status {
+		case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusGone:
+		default:
+			e.Content = true
+		}
 	case rp.status >= 300:
 		// The body and the Location may hold another host's tokens: name
 		// only the host.

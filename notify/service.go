@@ -99,11 +99,14 @@ type Config struct {
 	MaxDigest int
 	// SendTimeout bounds one request. Defaults to 30s.
 	SendTimeout time.Duration
-	// MinBackoff and MaxBackoff bound the exponential backoff (with
-	// jitter) after a failed request. Default to 1s and 5m.
+	// MinBackoff and MaxBackoff bound the exponential backoff after a
+	// failed request; the wait is jittered ±20% after the cap, so it may
+	// reach 1.2 × MaxBackoff. Default to 1s and 5m.
 	MinBackoff, MaxBackoff time.Duration
 	// SlowRetry is the wait after a failure that needs a person (a wrong
-	// secret, a missing keyword: SendError.Slow). Defaults to 5m.
+	// secret, a missing keyword: SendError.Slow), and how long an event
+	// whose content a receiver refused (SendError.Content) waits aside
+	// while the receiver's other events go on. Defaults to 5m.
 	SlowRetry time.Duration
 	// MaxRetryAfter caps the wait a receiver asks for (Retry-After,
 	// DingTalk's minute after 130101), against a reply that would stall
@@ -161,6 +164,11 @@ func (c Config) validate() error {
 		if len(r.Subjects) == 0 {
 			errs = append(errs, fmt.Errorf("route %s: no subjects", r.Name))
 		}
+		if len(r.Receivers) == 0 {
+			// Nothing would ever complete its messages: they would be
+			// held, unacknowledged, for good.
+			errs = append(errs, fmt.Errorf("route %s: no receivers", r.Name))
+		}
 		for _, name := range r.Receivers {
 			if !receivers[name] {
 				errs = append(errs, fmt.Errorf("route %s: unknown receiver %q", r.Name, name))
@@ -216,12 +224,27 @@ func New(cfg Config) (*Service, error) {
 	}
 	for _, rc := range cfg.Routes {
 		r := &route{s: s, Route: rc, inFlight: map[*tracker]struct{}{}}
+		r.setUp(false)
 		for _, name := range rc.Receivers {
 			r.workers = append(r.workers, s.receivers[name])
 		}
 		s.routes = append(s.routes, r)
 	}
 	return s, nil
+}
+
+// RoutesDown names the routes that have not been consuming for longer
+// than d (since New, if they never did): the service not started, or a
+// consumer that cannot be created again.
+func (s *Service) RoutesDown(d time.Duration) []string {
+	var out []string
+	now := time.Now()
+	for _, r := range s.routes {
+		if since := r.downSince.Load(); since != 0 && now.Sub(time.Unix(0, since)) > d {
+			out = append(out, r.Name)
+		}
+	}
+	return out
 }
 
 // ConsumerName is the durable consumer of a route.
@@ -304,5 +327,7 @@ func (s *Service) Stop(ctx context.Context) error {
 // consumerTimeout bounds creating or updating one consumer.
 const consumerTimeout = 30 * time.Second
 
-// uuidPattern is an event id's form; notify_deliveries keys on it.
+// uuidPattern is an event id's form; notify_deliveries keys on it. It
+// takes upper-case hex: the worker keys its bookkeeping by the id in lower
+// case (eventKey), as PostgreSQL prints a uuid.
 var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)

@@ -72,7 +72,7 @@ func (w *weCom) judge(rp reply) *SendError {
 	case 40058:
 		// A field over its length limit; our content is cut to 4096
 		// bytes, so this means the limit changed.
-		e.Reason, e.Slow = "too_large", true
+		e.Reason, e.Slow, e.Content = "too_large", true, true
 	default:
 		// 93000 invalid webhook url (a wrong or deleted key), …
 		e.Slow = true

@@ -3,10 +3,10 @@ package notify
 import (
 	"cmp"
 	"context"
-	"errors"
 	"log/slog"
 	"math"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -28,8 +28,8 @@ type worker struct {
 	secrets  []string
 
 	mu    sync.Mutex
-	queue []*pending // oldest first
-	byID  map[string]*pending
+	queue []*pending          // oldest first
+	byID  map[string]*pending // by key
 	wake  chan struct{}
 
 	// notBefore is when the next request may go after a failure.
@@ -40,12 +40,25 @@ type worker struct {
 // pending is one event waiting for this receiver, and the messages (one
 // per route, or more if JetStream redelivered it) that wait on it.
 type pending struct {
-	ev      Event
+	ev Event
+	// key is the event id in lower case, the form notify_deliveries
+	// answers in (a uuid column): the bookkeeping key. ev.ID stays as
+	// published (a webhook's webhook-id).
+	key     string
 	since   time.Time
 	waiters []*tracker
 	// checked is true once the deliveries table said the receiver did not
 	// have it yet.
 	checked bool
+	// parkedUntil is set when the receiver refused this event for its
+	// content (SendError.Content): until then the other events go around
+	// it. It is retried after, never dropped, and its message is not
+	// acknowledged until it is delivered.
+	parkedUntil time.Time
+	// alone keeps it out of digests: it was in a request refused for its
+	// content, and only a request of its own tells whether it is the
+	// event the platform refuses.
+	alone bool
 }
 
 func newWorker(s *Service, rc Receiver) *worker {
@@ -108,23 +121,27 @@ func (w *worker) scrub(s string) string {
 	return s
 }
 
+// newBackoff is the wait after each failed request: exponential from
+// MinBackoff, capped at MaxBackoff, then jittered (±20%), so that the
+// capped waits of receivers failing together do not fall in step.
 func (w *worker) newBackoff() retry.Backoff {
 	b := retry.NewExponential(w.s.cfg.MinBackoff)
-	b = retry.WithJitterPercent(20, b)
-	return retry.WithCappedDuration(w.s.cfg.MaxBackoff, b)
+	b = retry.WithCappedDuration(w.s.cfg.MaxBackoff, b)
+	return retry.WithJitterPercent(20, b)
 }
 
 // enqueue adds ev for this receiver on behalf of t. An event already
 // waiting (the same event by another route, or redelivered) is sent once
 // for all of them.
 func (w *worker) enqueue(ev Event, since time.Time, t *tracker) {
+	key := eventKey(ev.ID)
 	w.mu.Lock()
-	if p, ok := w.byID[ev.ID]; ok {
+	if p, ok := w.byID[key]; ok {
 		p.waiters = append(p.waiters, t)
 	} else {
-		p := &pending{ev: ev, since: since, waiters: []*tracker{t}}
+		p := &pending{ev: ev, key: key, since: since, waiters: []*tracker{t}}
 		w.queue = append(w.queue, p)
-		w.byID[ev.ID] = p
+		w.byID[key] = p
 	}
 	w.mu.Unlock()
 	select {
@@ -132,6 +149,10 @@ func (w *worker) enqueue(ev Event, since time.Time, t *tracker) {
 	default:
 	}
 }
+
+// eventKey is the bookkeeping key of an event id: uuidPattern takes
+// upper-case hex, and PostgreSQL prints a uuid in lower case.
+func eventKey(id string) string { return strings.ToLower(id) }
 
 // queueAge is the age of the oldest waiting event, 0 when none waits.
 func (w *worker) queueAge() float64 {
@@ -147,6 +168,46 @@ func (w *worker) empty() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(w.queue) == 0
+}
+
+// idle reports whether there is nothing to do now: no event waits but
+// parked ones. unpark is then the wait until the first is due again, 0
+// when none is parked.
+func (w *worker) idle() (idle bool, unpark time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := time.Now()
+	var next time.Time
+	for _, p := range w.queue {
+		if !p.checked || !p.parkedUntil.After(now) {
+			return false, 0
+		}
+		if next.IsZero() || p.parkedUntil.Before(next) {
+			next = p.parkedUntil
+		}
+	}
+	if next.IsZero() {
+		return true, 0
+	}
+	return true, next.Sub(now)
+}
+
+// waitWork waits until an event comes, a parked one is due (unpark > 0)
+// or ctx is done; it reports false when ctx is.
+func (w *worker) waitWork(ctx context.Context, unpark time.Duration) bool {
+	var due <-chan time.Time
+	if unpark > 0 {
+		t := time.NewTimer(unpark)
+		defer t.Stop()
+		due = t.C
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-w.wake:
+	case <-due:
+	}
+	return true
 }
 
 // sleep waits d or until ctx is done; it reports whether d passed.
@@ -168,13 +229,11 @@ func sleep(ctx context.Context, d time.Duration) bool {
 func (w *worker) run(ctx context.Context) {
 	w.backoff = w.newBackoff()
 	for {
-		if w.empty() {
-			select {
-			case <-ctx.Done():
+		if idle, unpark := w.idle(); idle {
+			if !w.waitWork(ctx, unpark) {
 				return
-			case <-w.wake:
-				continue
 			}
+			continue
 		}
 		w.mu.Lock()
 		wait := time.Until(w.notBefore)
@@ -185,7 +244,7 @@ func (w *worker) run(ctx context.Context) {
 		if !w.skipDelivered(ctx) {
 			continue
 		}
-		if w.empty() {
+		if idle, _ := w.idle(); idle {
 			continue
 		}
 		// Wait for the rate; what arrives meanwhile joins the digest.
@@ -215,7 +274,7 @@ func (w *worker) skipDelivered(ctx context.Context) bool {
 	var ids []string
 	for _, p := range w.queue {
 		if !p.checked {
-			ids = append(ids, p.ev.ID)
+			ids = append(ids, p.key)
 		}
 	}
 	w.mu.Unlock()
@@ -226,7 +285,7 @@ func (w *worker) skipDelivered(ctx context.Context) bool {
 	if err != nil {
 		if ctx.Err() == nil {
 			w.log.Warn("notify: cannot read the deliveries; retrying", "err", err)
-			w.failed(nil, err)
+			w.failed(nil, nil, err)
 		}
 		return false
 	}
@@ -254,24 +313,57 @@ func (w *worker) skipDelivered(ctx context.Context) bool {
 // take chooses the next request's events. While the receiver's rate has
 // budget for every waiting event, the oldest goes alone; when more wait
 // than the budget allows, a type that takes digests gets them all in one
-// (up to MaxDigest), oldest first. It returns the message and the
+// (up to MaxDigest, and as many as the platform's size limit shows in
+// full), oldest first. Parked events wait aside, and an event that must
+// go alone (see pending.alone) does. Only events checked against the
+// deliveries table are taken: one that arrived during the last check may
+// be one the receiver already has. It returns the message and the
 // deliveries it would make.
 func (w *worker) take() ([]*pending, Message, []store.DeliveryRef) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	n := 1
-	if w.rc.Digest && len(w.queue) > 1+w.budget() {
-		n = w.s.cfg.MaxDigest
+	now := time.Now()
+	var ready []*pending
+	for _, p := range w.queue {
+		if p.checked && !p.parkedUntil.After(now) {
+			ready = append(ready, p)
+		}
 	}
-	batch := append([]*pending(nil), w.queue[:min(n, len(w.queue))]...)
+	if len(ready) == 0 {
+		return nil, Message{}, nil
+	}
+	batch := ready[:1]
+	if w.rc.Digest && !ready[0].alone && len(ready) > 1+w.budget() {
+		batch = nil
+		for _, p := range ready {
+			if !p.alone {
+				batch = append(batch, p)
+			}
+			if len(batch) == w.s.cfg.MaxDigest {
+				break
+			}
+		}
+	}
+	batch = slices.Clone(batch)
+	if len(batch) > 1 {
+		// What the platform's size limit would leave as "… N more
+		// events" waits for the next message instead.
+		evs := make([]Event, len(batch))
+		for i, p := range batch {
+			evs[i] = p.ev
+		}
+		batch = batch[:digestFit(w.rc.Type, evs)]
+	}
 	m := Message{Events: make([]Event, len(batch))}
 	refs := make([]store.DeliveryRef, len(batch))
 	for i, p := range batch {
 		m.Events[i] = p.ev
-		refs[i] = store.DeliveryRef{EventID: p.ev.ID, Receiver: w.rc.Name, Route: p.waiters[0].r.Name,
+		refs[i] = store.DeliveryRef{EventID: p.key, Receiver: w.rc.Name, Route: p.waiters[0].r.Name,
 			Target: p.ev.Data.Target, JobID: cmp.Or(p.ev.Data.JobID, p.ev.Subject)}
 	}
 	if len(batch) == 1 {
+		// An event that matches two routes naming this receiver is sent
+		// once, in the template of the first route that handed it over.
 		m.Template = batch[0].waiters[0].r.Template
 	}
 	return batch, m, refs
@@ -286,123 +378,4 @@ func (w *worker) budget() int {
 		b = min(b, max(0, int(l.TokensAt(now))))
 	}
 	return b
-}
-
-// send makes one request with batch and records its outcome.
-func (w *worker) send(ctx context.Context, batch []*pending, m Message, refs []store.DeliveryRef) {
-	sctx, cancel := context.WithTimeout(ctx, w.s.cfg.SendTimeout)
-	_, err := w.rc.Sender.Send(sctx, m)
-	cancel()
-	at := w.s.cfg.NowFunc()
-	if err != nil {
-		if ctx.Err() != nil {
-			return // stopping: the message is handed back
-		}
-		w.failed(refs, err)
-		return
-	}
-	// Recorded before the ack, whatever happens to ctx meanwhile: a
-	// redelivery must find it.
-	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-	defer rcancel()
-	rb := retry.WithMaxDuration(10*time.Second, retry.WithCappedDuration(2*time.Second, retry.NewExponential(50*time.Millisecond)))
-	if err := retry.Do(rctx, rb, func(ctx context.Context) error {
-		return retry.RetryableError(w.s.cfg.Store.RecordDelivered(ctx, refs, at))
-	}); err != nil {
-		// Not acknowledged: the messages come again after AckWait and this
-		// receiver gets them again (at least once).
-		w.log.Error("notify: delivered but not recorded; the events will be sent again", "events", len(refs), "err", err)
-		w.drop(batch)
-		return
-	}
-	w.mu.Lock()
-	w.backoff = w.newBackoff()
-	w.notBefore = time.Time{}
-	w.mu.Unlock()
-	if len(batch) > 1 {
-		w.s.metrics.digests.WithLabelValues(w.rc.Name).Inc()
-	}
-	w.complete(batch)
-}
-
-// failed records a failed request (refs nil: the database failed) and
-// sets the wait before the next one.
-func (w *worker) failed(refs []store.DeliveryRef, err error) {
-	reason, wait := "error", time.Duration(0)
-	w.mu.Lock()
-	next, _ := w.backoff.Next()
-	w.mu.Unlock()
-	wait = next
-	var se *SendError
-	if errors.As(err, &se) {
-		reason = se.Reason
-		if se.Slow {
-			wait = w.s.cfg.SlowRetry
-		}
-		wait = max(wait, min(se.RetryAfter, w.s.cfg.MaxRetryAfter))
-	} else if refs == nil {
-		reason = "database"
-	}
-	msg := w.scrub(err.Error())
-	w.s.metrics.failures.WithLabelValues(w.rc.Name, reason).Inc()
-	w.log.Warn("notify: delivery failed; retrying", "events", len(refs), "reason", reason, "retry_in", wait.Round(time.Millisecond), "err", msg)
-	if refs != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := w.s.cfg.Store.RecordFailure(ctx, refs, w.s.cfg.NowFunc(), msg); err != nil {
-			w.log.Warn("notify: cannot record the failed attempt", "err", err)
-		}
-	}
-	w.mu.Lock()
-	w.notBefore = time.Now().Add(wait)
-	w.mu.Unlock()
-}
-
-// complete removes batch from the queue and tells each message's tracker
-// this receiver has it.
-func (w *worker) complete(batch []*pending) {
-	var waiters []*tracker
-	w.mu.Lock()
-	for _, p := range batch {
-		w.remove(p)
-		waiters = append(waiters, p.waiters...)
-		routes := map[string]bool{}
-		for _, t := range p.waiters {
-			if !routes[t.r.Name] {
-				routes[t.r.Name] = true
-				w.s.metrics.deliveries.WithLabelValues(w.rc.Name, t.r.Name).Inc()
-			}
-		}
-	}
-	w.mu.Unlock()
-	for _, t := range waiters {
-		t.done()
-	}
-}
-
-// drop removes batch from the queue without telling the trackers: their
-// messages are redelivered after AckWait.
-func (w *worker) drop(batch []*pending) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, p := range batch {
-		w.remove(p)
-		for _, t := range p.waiters {
-			t.r.untrack(t)
-		}
-	}
-}
-
-// remove takes p out of the queue; w.mu is held.
-func (w *worker) remove(p *pending) {
-	if w.byID[p.ev.ID] != p {
-		return
-	}
-	delete(w.byID, p.ev.ID)
-	for i, q := range w.queue {
-		if q == p {
-			w.queue = append(w.queue[:i], w.queue[i+1:]...)
-			break
-		}
-	}
 }

@@ -36,11 +36,13 @@ type Delivery struct {
 // maxDeliveryError bounds the last_error kept, in bytes.
 const maxDeliveryError = 1000
 
-// Delivered returns which of eventIDs receiver has already accepted.
+// Delivered returns which of eventIDs receiver has already accepted,
+// keyed by the ids as given (a uuid's text in any case).
 func (s *Store) Delivered(ctx context.Context, eventIDs []string, receiver string) (map[string]bool, error) {
 	rows, err := s.pool.Query(ctx, `
-		SELECT event_id::text FROM notify_deliveries
-		WHERE event_id = ANY($1::uuid[]) AND receiver = $2 AND delivered_at IS NOT NULL`, eventIDs, receiver)
+		SELECT a.id FROM unnest($1::text[]) AS a(id)
+		JOIN notify_deliveries d ON d.event_id = a.id::uuid
+		WHERE d.receiver = $2 AND d.delivered_at IS NOT NULL`, eventIDs, receiver)
 	if err != nil {
 		return nil, fmt.Errorf("read deliveries to %s: %w", receiver, err)
 	}

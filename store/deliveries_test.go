@@ -123,3 +123,24 @@ func TestPruneDeliveries(t *testing.T) {
 		t.Errorf("Prune without a deliveries retention = %v, %v", pruned, err)
 	}
 }
+
+// TestDeliveredKeysByTheIDsAsAsked: an event id in upper case (a uuid's
+// text in any case is the same uuid) is a key of Delivered's answer as
+// asked, not only in PostgreSQL's lower-case form.
+func TestDeliveredKeysByTheIDsAsAsked(t *testing.T) {
+	t.Parallel()
+	st := storetest.NewStore(t)
+	upper := "018F0000-0000-7000-8000-0000000000AB"
+	lower := strings.ToLower(upper)
+	other := "018f0000-0000-7000-8000-0000000000cd"
+	if err := st.RecordDelivered(t.Context(), []store.DeliveryRef{{EventID: upper, Receiver: "r", Route: "x", Target: "hz", JobID: "j"}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Delivered(t.Context(), []string{upper, lower, other}, "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got[upper] || !got[lower] || got[other] || len(got) != 2 {
+		t.Errorf("Delivered = %v, want %s and %s", got, upper, lower)
+	}
+}
