@@ -73,6 +73,7 @@ var (
 		"ossjobwatch_notify_digests_total",
 		"ossjobwatch_notify_malformed_messages_total",
 		"ossjobwatch_notify_queue_age_seconds",
+		"ossjobwatch_notify_route_up",
 	}
 	histograms = []string{"ossjobwatch_sweep_duration_seconds", "ossjobwatch_publish_lag_seconds"}
 )
