@@ -140,6 +140,7 @@ func BenchmarkConsole(b *testing.B) {
 		{"jobs-text-broad", "/ui/jobs?q=batch", c},
 		{"jobs-text-match", "/ui/jobs?q=" + url.QueryEscape("batch 4242 "), c},
 		{"jobs-text-nomatch", "/ui/jobs?q=nothing-matches-this", c},
+		{"jobs-text-id", "/ui/jobs?q=" + url.QueryEscape(notified), c},
 		{"jobs-operation", "/ui/jobs?operation=RestoreObject&status=Active", c},
 		{"jobs-created-day", "/ui/jobs?from=" + day + "&to=" + day, c},
 		{"jobs-page-50000", "/ui/jobs?after=" + encodeCursor(&mid), c},
