@@ -110,7 +110,7 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 	for _, j := range o.Attention {
 		p.Attention = append(p.Attention, c.jobView(j))
 	}
-	p.AttentionMore = len(o.Attention) >= store.AttentionLimit
+	p.AttentionMore = o.AttentionMore
 	p.OutboxPending, p.OutboxOldest = o.OutboxPending, c.when(o.OutboxOldest)
 	c.render(w, r, http.StatusOK, "overview", c.page(r, "overview", "Overview", p))
 }
