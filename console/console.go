@@ -29,8 +29,11 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ossjobwatch/ossjobwatch/store"
 )
@@ -162,7 +165,35 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "401 unauthorized: the console asks for the user and password of OSSJOBWATCH_UI_AUTH", http.StatusUnauthorized)
 		return
 	}
+	if err := checkQuery(r.URL.Query()); err != nil {
+		c.fail(w, r, http.StatusBadRequest, err.Error(), nil)
+		return
+	}
 	c.mux.ServeHTTP(w, r)
+}
+
+// checkQuery checks every parameter of a request for text the database
+// can hold, so that a NUL or bytes that are not UTF-8, which PostgreSQL
+// text refuses, are the client's error (400) rather than a failed query
+// (500). Every page's parameters pass through it.
+func checkQuery(q url.Values) error {
+	for name, values := range q {
+		if !validText(name) {
+			return errors.New("a parameter's name is not UTF-8 text, or holds a NUL")
+		}
+		for _, v := range values {
+			if !validText(v) {
+				return fmt.Errorf("parameter %s: not UTF-8 text, or holds a NUL", name)
+			}
+		}
+	}
+	return nil
+}
+
+// validText reports whether s is text PostgreSQL can hold: UTF-8 without
+// NUL.
+func validText(s string) bool {
+	return utf8.ValidString(s) && !strings.Contains(s, "\x00")
 }
 
 // authorized checks basic auth, when configured, in constant time: the

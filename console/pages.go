@@ -179,16 +179,17 @@ func encodeCursor(cur *store.JobCursor) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(created + "\x00" + cur.Target + "\x00" + cur.JobID))
 }
 
-func decodeCursor(s string) (*store.JobCursor, error) {
+func decodeCursor(param, s string) (*store.JobCursor, error) {
+	bad := errors.New(param + ": the page cursor is not one this console made")
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	parts := strings.SplitN(string(b), "\x00", 3)
-	if err != nil || len(parts) != 3 {
-		return nil, errors.New("the page cursor is not one this console made")
+	if err != nil || len(parts) != 3 || !validText(parts[1]) || !validText(parts[2]) {
+		return nil, bad
 	}
 	cur := &store.JobCursor{Target: parts[1], JobID: parts[2]}
 	if parts[0] != "" {
 		if cur.Created, err = time.Parse(time.RFC3339Nano, parts[0]); err != nil {
-			return nil, errors.New("the page cursor is not one this console made")
+			return nil, bad
 		}
 	}
 	return cur, nil
@@ -218,12 +219,12 @@ func jobsQuery(q url.Values) (store.JobsPageQuery, jobsFilter, error) {
 		}
 	}
 	if v := q.Get("after"); v != "" {
-		if sq.After, err = decodeCursor(v); err != nil {
+		if sq.After, err = decodeCursor("after", v); err != nil {
 			return sq, f, err
 		}
 	}
 	if v := q.Get("before"); v != "" {
-		if sq.Before, err = decodeCursor(v); err != nil {
+		if sq.Before, err = decodeCursor("before", v); err != nil {
 			return sq, f, err
 		}
 	}
