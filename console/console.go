@@ -51,6 +51,7 @@ var staticFS embed.FS
 const (
 	DefaultPollInterval = time.Second
 	DefaultMaxStreams   = 16
+	DefaultWriteTimeout = 30 * time.Second
 	DefaultCountsTTL    = 5 * time.Second
 )
 
@@ -72,6 +73,10 @@ type Config struct {
 	// MaxStreams bounds the live views open at once, each polling the
 	// database; more are refused with 503. Defaults to 16.
 	MaxStreams int
+	// WriteTimeout bounds each write of a live view's stream: a client
+	// that reads nothing for that long is dropped and its stream's slot
+	// freed. Defaults to 30 seconds.
+	WriteTimeout time.Duration
 	// CountsTTL is how long the overview's job counts are reused before
 	// they are counted again. Defaults to 5 seconds; negative counts on
 	// every request.
@@ -116,6 +121,7 @@ func New(cfg Config) (*Console, error) {
 	}
 	cfg.PollInterval = cmp.Or(cfg.PollInterval, DefaultPollInterval)
 	cfg.MaxStreams = cmp.Or(cfg.MaxStreams, DefaultMaxStreams)
+	cfg.WriteTimeout = cmp.Or(cfg.WriteTimeout, DefaultWriteTimeout)
 	cfg.CountsTTL = cmp.Or(cfg.CountsTTL, DefaultCountsTTL)
 	c := &Console{cfg: cfg, log: cfg.Logger, streams: make(chan struct{}, cfg.MaxStreams)}
 	c.stopCtx, c.stop = context.WithCancel(context.Background())
@@ -144,8 +150,9 @@ func New(cfg Config) (*Console, error) {
 	return c, nil
 }
 
-// Close ends the live streams; pages keep working. A server calls it when
-// it shuts down (http.Server.RegisterOnShutdown).
+// Close ends the live streams, a write blocked on a client that reads
+// nothing included; pages keep working. A server calls it when it shuts
+// down (http.Server.RegisterOnShutdown).
 func (c *Console) Close() { c.once.Do(c.stop) }
 
 // contentSecurityPolicy allows the console's own files and nothing else:

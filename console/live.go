@@ -1,11 +1,17 @@
 package console
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ossjobwatch/ossjobwatch/job"
@@ -138,11 +144,6 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "400 bad request: after must be an event position", http.StatusBadRequest)
 		return
 	}
-	flusher, ok := w.(http.Flusher)
-	if !ok {
-		http.Error(w, "500 internal error: streaming unsupported", http.StatusInternalServerError)
-		return
-	}
 	select {
 	case c.streams <- struct{}{}:
 		defer func() { <-c.streams }()
@@ -156,10 +157,21 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	fmt.Fprint(w, "retry: 2000\n\n")
-	flusher.Flush()
 
-	ctx := r.Context()
+	// The stream ends when the client goes, when Close is called, or when
+	// a write fails: one that a client reading nothing left blocked
+	// until the write deadline, or one Close cut short.
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	defer context.AfterFunc(c.stopCtx, cancel)()
+	out := &sseWriter{w: w, rc: http.NewResponseController(w), timeout: c.cfg.WriteTimeout}
+	defer context.AfterFunc(ctx, out.abort)()
+	fmt.Fprint(out, "retry: 2000\n\n")
+	if err := out.flush(); err != nil {
+		out.logEnd(c, err)
+		return
+	}
+
 	cur := newCursor(after)
 	ticker := time.NewTicker(c.cfg.PollInterval)
 	defer ticker.Stop()
@@ -175,29 +187,96 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 			fresh := cur.add(inHoles, next, now)
 			if latest-cur.hwm > skipAhead {
 				skipped := cur.skipTo(latest - liveBatch)
-				fmt.Fprintf(w, "event: skipped\nid: %d\ndata: %d\n\n", cur.after(), skipped)
+				fmt.Fprintf(out, "event: skipped\nid: %d\ndata: %d\n\n", cur.after(), skipped)
 			}
 			for _, e := range fresh {
 				if !f.Match(e) {
 					continue
 				}
 				b, _ := json.Marshal(c.liveView(e))
-				fmt.Fprintf(w, "event: job\nid: %d\ndata: %s\n\n", cur.after(), b)
+				fmt.Fprintf(out, "event: job\nid: %d\ndata: %s\n\n", cur.after(), b)
 				lastWrite = now
 			}
 			if now.Sub(lastWrite) >= keepAlive {
-				fmt.Fprintf(w, ": keep-alive\nid: %d\n\n", cur.after())
+				fmt.Fprintf(out, ": keep-alive\nid: %d\n\n", cur.after())
 				lastWrite = now
 			}
-			flusher.Flush()
+			if err := out.flush(); err != nil {
+				out.logEnd(c, err)
+				return
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-c.stopCtx.Done():
-			return
 		case <-ticker.C:
 		}
+	}
+}
+
+// sseWriter gathers what a stream sends in a poll and writes it at once,
+// under a write deadline, so that a client that reads nothing cannot hold
+// a stream (and its slot of MaxStreams) for ever.
+type sseWriter struct {
+	w       io.Writer
+	rc      *http.ResponseController
+	timeout time.Duration
+	buf     bytes.Buffer
+
+	mu      sync.Mutex
+	aborted bool
+}
+
+var errStreamEnded = errors.New("the stream was ended")
+
+func (s *sseWriter) Write(p []byte) (int, error) { return s.buf.Write(p) }
+
+// flush writes and flushes what was gathered, within the write timeout.
+func (s *sseWriter) flush() error {
+	s.mu.Lock()
+	if s.aborted {
+		s.mu.Unlock()
+		return errStreamEnded
+	}
+	// Without deadlines (a ResponseWriter that cannot set them), writes
+	// are as bounded as the writer makes them.
+	if err := s.rc.SetWriteDeadline(time.Now().Add(s.timeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		s.mu.Unlock()
+		return err
+	}
+	s.mu.Unlock()
+	if s.buf.Len() > 0 {
+		_, err := s.w.Write(s.buf.Bytes())
+		s.buf.Reset()
+		if err != nil {
+			return err
+		}
+	}
+	return s.rc.Flush()
+}
+
+// abort ends a write in progress now and fails the ones after.
+func (s *sseWriter) abort() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.aborted = true
+	_ = s.rc.SetWriteDeadline(time.Now())
+}
+
+// logEnd logs why a stream ended on a failed write, unless it was ended
+// (the client went, or Close).
+func (s *sseWriter) logEnd(c *Console, err error) {
+	s.mu.Lock()
+	aborted := s.aborted
+	s.mu.Unlock()
+	switch {
+	case aborted:
+	case errors.Is(err, http.ErrNotSupported):
+		c.log.Error("console: live view: the response cannot be flushed; streaming is impossible", "err", err)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		c.log.Info("console: live view: dropped a client that read nothing within the write timeout", "timeout", s.timeout)
+	default:
+		c.log.Debug("console: live view: write failed; the client went", "err", err)
 	}
 }
 
