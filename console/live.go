@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -104,7 +105,7 @@ func (c *Console) live(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusInternalServerError, "The targets could not be read from the database.", err)
 		return
 	}
-	events, top, err := c.cfg.Reader.RecentEvents(r.Context(), f, recentEvents)
+	events, top, missing, err := c.cfg.Reader.RecentEvents(r.Context(), f, recentEvents)
 	if err != nil {
 		c.fail(w, r, http.StatusInternalServerError, "The events could not be read from the database.", err)
 		return
@@ -123,6 +124,14 @@ func (c *Console) live(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	q.Set("after", strconv.FormatInt(top, 10))
+	// The positions below top no row had when the page was read are the
+	// stream's first holes: rows still to commit there are streamed.
+	if len(missing) > maxHoles {
+		missing = missing[len(missing)-maxHoles:]
+	}
+	if len(missing) > 0 {
+		q.Set("holes", encodeHoles(missing))
+	}
 	p.Stream = Prefix + "live/events?" + q.Encode()
 	pg := c.page(r, "live", "Live", p)
 	pg.Script = true
@@ -142,6 +151,18 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil || after < 0 {
 		http.Error(w, "400 bad request: after must be an event position", http.StatusBadRequest)
+		return
+	}
+	// The positions below after that no row had yet are holes to read
+	// again: those the live page saw, or, on a reconnect, those missing
+	// now (the stream before gave them up, or had too many).
+	var holes []store.PosRange
+	if r.Header.Get("Last-Event-ID") != "" {
+		if holes, err = c.cfg.Reader.MissingBelow(r.Context(), after); err != nil {
+			c.log.Warn("console: live view: read missing events", "err", err)
+		}
+	} else if holes, err = decodeHoles(q.Get("holes"), after); err != nil {
+		http.Error(w, "400 bad request: holes: "+err.Error(), http.StatusBadRequest)
 		return
 	}
 	select {
@@ -173,6 +194,7 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 	}
 
 	cur := newCursor(after)
+	cur.expect(holes, time.Now())
 	ticker := time.NewTicker(c.cfg.PollInterval)
 	defer ticker.Stop()
 	lastWrite := time.Now()
@@ -305,6 +327,19 @@ func (c *cursor) after() int64 {
 	return c.hwm
 }
 
+// expect adds holes below after: positions to read again until holeTTL.
+// The newest maxHoles are kept.
+func (c *cursor) expect(holes []store.PosRange, now time.Time) {
+	var add []hole
+	for _, h := range holes {
+		add = append(add, hole{from: h.From, to: h.To, since: now})
+	}
+	c.holes = append(add, c.holes...)
+	if n := len(c.holes) - maxHoles; n > 0 {
+		c.holes = c.holes[n:]
+	}
+}
+
 // holeRanges are the holes to read again.
 func (c *cursor) holeRanges() []store.PosRange {
 	out := make([]store.PosRange, len(c.holes))
@@ -375,4 +410,51 @@ func (c *cursor) skipTo(pos int64) int64 {
 	skipped := pos - c.hwm
 	c.hwm, c.holes = pos, nil
 	return skipped
+}
+
+// encodeHoles writes position ranges as the stream's holes parameter:
+// "from-to" (or "pos"), comma-separated.
+func encodeHoles(holes []store.PosRange) string {
+	var b strings.Builder
+	for i, h := range holes {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(h.From, 10))
+		if h.To != h.From {
+			b.WriteByte('-')
+			b.WriteString(strconv.FormatInt(h.To, 10))
+		}
+	}
+	return b.String()
+}
+
+// decodeHoles reads the holes parameter: at most maxHoles ranges in
+// order, within the store.MissingWindow up to after.
+func decodeHoles(s string, after int64) ([]store.PosRange, error) {
+	if s == "" {
+		return nil, nil
+	}
+	parts := strings.Split(s, ",")
+	if len(parts) > maxHoles {
+		return nil, fmt.Errorf("more than %d ranges", maxHoles)
+	}
+	var out []store.PosRange
+	low := after - store.MissingWindow
+	for _, p := range parts {
+		from, to, ok := strings.Cut(p, "-")
+		if !ok {
+			to = from
+		}
+		a, err1 := strconv.ParseInt(from, 10, 64)
+		b, err2 := strconv.ParseInt(to, 10, 64)
+		if err1 != nil || err2 != nil || a > b || a <= low || b > after {
+			return nil, fmt.Errorf("%q is not a range of positions within %d below after", p, store.MissingWindow)
+		}
+		if n := len(out); n > 0 && a <= out[n-1].To {
+			return nil, errors.New("the ranges are not in order")
+		}
+		out = append(out, store.PosRange{From: a, To: b})
+	}
+	return out, nil
 }

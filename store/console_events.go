@@ -69,7 +69,16 @@ const (
 		  AND ($5 = '' OR strpos(lower(job_id), $5) > 0 OR strpos(lower(coalesce(payload->'data'->>'description', '')), $5) > 0)
 		ORDER BY pos DESC
 		LIMIT $6`
-	consoleTopSQL      = `SELECT coalesce(max(pos), 0) FROM job_events`
+	consoleTopSQL = `SELECT coalesce(max(pos), 0) FROM job_events`
+	// consoleMissingSQL lists the positions in ($1, $2] no row has, as
+	// ranges: the positions ($2 + 1 closes the last range) whose rows
+	// are not committed yet, or never will be.
+	consoleMissingSQL = `
+		SELECT prev + 1, pos - 1
+		FROM (SELECT pos, lag(pos, 1, $1::int8) OVER (ORDER BY pos) AS prev
+		      FROM (SELECT pos FROM job_events WHERE pos > $1 AND pos <= $2 UNION ALL SELECT $2::int8 + 1) AS p) AS g
+		WHERE pos > prev + 1
+		ORDER BY pos`
 	consoleHolesSQL    = `SELECT ` + liveEventColumns + ` FROM job_events JOIN unnest($1::int8[], $2::int8[]) AS h(lo, hi) ON pos BETWEEN h.lo AND h.hi ORDER BY pos`
 	consoleEventsAfter = `SELECT ` + liveEventColumns + ` FROM job_events WHERE pos > $1 ORDER BY pos LIMIT $2`
 )
@@ -79,12 +88,21 @@ const (
 // rows, not the whole history.
 const RecentEventsWindow = 20000
 
+// MissingWindow is how many positions below the one a live view starts
+// after are checked for rows not committed yet: rows a transaction took
+// those positions for may commit after the view was read.
+const MissingWindow = 2000
+
 // RecentEvents returns the newest events f matches among the latest
-// RecentEventsWindow, newest first, at most limit, and the position of the
-// latest event.
-func (r *Reader) RecentEvents(ctx context.Context, f EventFilter, limit int) (events []LiveEvent, top int64, err error) {
+// RecentEventsWindow, newest first, at most limit, the position of the
+// latest event, and, as ranges, the positions among the MissingWindow up
+// to it that no row has: rows that may yet commit.
+func (r *Reader) RecentEvents(ctx context.Context, f EventFilter, limit int) (events []LiveEvent, top int64, missing []PosRange, err error) {
 	err = r.WithTx(ctx, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, consoleTopSQL).Scan(&top); err != nil {
+			return err
+		}
+		if missing, err = missingBelow(ctx, tx, top); err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, consoleRecentEventsSQL, top-RecentEventsWindow, f.Target, f.Status, f.Type, strings.ToLower(f.Text), limit)
@@ -95,9 +113,31 @@ func (r *Reader) RecentEvents(ctx context.Context, f EventFilter, limit int) (ev
 		return err
 	})
 	if err != nil {
-		return nil, 0, fmt.Errorf("read recent events: %w", err)
+		return nil, 0, nil, fmt.Errorf("read recent events: %w", err)
 	}
-	return events, top, nil
+	return events, top, missing, nil
+}
+
+// MissingBelow returns, as ranges, the positions among the MissingWindow
+// up to pos that no row has.
+func (r *Reader) MissingBelow(ctx context.Context, pos int64) ([]PosRange, error) {
+	var out []PosRange
+	err := r.WithTx(ctx, func(tx pgx.Tx) (err error) {
+		out, err = missingBelow(ctx, tx, pos)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read missing events below %d: %w", pos, err)
+	}
+	return out, nil
+}
+
+func missingBelow(ctx context.Context, tx pgx.Tx, pos int64) ([]PosRange, error) {
+	rows, err := tx.Query(ctx, consoleMissingSQL, max(0, pos-MissingWindow), pos)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[PosRange])
 }
 
 // EventsAfter reads, from one snapshot, the events in holes (positions
