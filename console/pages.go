@@ -255,8 +255,14 @@ func (c *Console) jobs(w http.ResponseWriter, r *http.Request) {
 	for _, s := range job.Statuses {
 		p.Statuses = append(p.Statuses, string(s))
 	}
-	for _, j := range list.Jobs {
+	// A job whose id is the text comes first, however old.
+	for _, j := range list.Exact {
 		p.Jobs = append(p.Jobs, c.jobView(j))
+	}
+	for _, j := range list.Jobs {
+		if !slices.ContainsFunc(list.Exact, func(e store.JobRow) bool { return e.Target == j.Target && e.JobID == j.JobID }) {
+			p.Jobs = append(p.Jobs, c.jobView(j))
+		}
 	}
 	link := func(param string, cur *store.JobCursor) string {
 		if cur == nil {
