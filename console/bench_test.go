@@ -175,7 +175,7 @@ func BenchmarkConsole(b *testing.B) {
 		r := st.Reader()
 		for b.Loop() {
 			t0 := time.Now()
-			if _, _, _, err := r.EventsAfter(ctx, top-20, []store.PosRange{{From: top - 100, To: top - 90}, {From: top - 50, To: top - 45}}, liveBatch); err != nil {
+			if _, _, _, err := r.EventsAfter(ctx, store.EventFilter{}, top-20, []store.PosRange{{From: top - 100, To: top - 90}, {From: top - 50, To: top - 45}}, liveBatch); err != nil {
 				b.Fatal(err)
 			}
 			took = append(took, time.Since(t0))

@@ -199,7 +199,7 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 	defer ticker.Stop()
 	lastWrite := time.Now()
 	for {
-		inHoles, next, latest, err := c.cfg.Reader.EventsAfter(ctx, cur.hwm, cur.holeRanges(), liveBatch)
+		inHoles, next, latest, err := c.cfg.Reader.EventsAfter(ctx, f, cur.hwm, cur.holeRanges(), liveBatch)
 		if err != nil {
 			if ctx.Err() == nil {
 				c.log.Warn("console: live view: read events", "err", err)
@@ -212,7 +212,7 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 				fmt.Fprintf(out, "event: skipped\nid: %d\ndata: %d\n\n", cur.after(), skipped)
 			}
 			for _, e := range fresh {
-				if !f.Match(e) {
+				if !e.Matches {
 					continue
 				}
 				b, _ := json.Marshal(c.liveView(e))
