@@ -244,8 +244,8 @@ func (a *App) NATS() *nats.Conn {
 // defaultCloseTimeout bounds Close when Run did not set a budget.
 const defaultCloseTimeout = 5 * time.Second
 
-// Close releases everything, within a bound: the relay stops, NATS drains
-// and closes, the database pool closes. A part that hangs (a connection
+// Close releases everything, within a bound: the console's live streams
+// end, the relay stops, NATS drains and closes, the database pool closes. A part that hangs (a connection
 // held by a stuck call) is abandoned when the bound is reached; the process
 // is about to exit.
 func (a *App) Close() {
@@ -255,6 +255,9 @@ func (a *App) Close() {
 	a.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	if a.console != nil {
+		a.console.Close() // its live streams read the pool closed below
+	}
 	if rel != nil {
 		waitUntil(ctx, rel.Stop)
 	}

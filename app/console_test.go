@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ossjobwatch/ossjobwatch/config"
+	"github.com/ossjobwatch/ossjobwatch/notify/notifytest"
 	"github.com/ossjobwatch/ossjobwatch/oss/osssim"
 )
 
@@ -93,4 +95,65 @@ func TestConsoleOff(t *testing.T) {
 	defer srv.Close()
 	get(t, srv.URL+"/ui/", http.StatusNotFound)
 	get(t, srv.URL+"/healthz", http.StatusOK)
+}
+
+// TestNotifyServesNoConsole: notify serves /metrics, /healthz and /readyz
+// on its listener, not the console (run and demo serve it).
+func TestNotifyServesNoConsole(t *testing.T) {
+	t.Parallel()
+	hook := notifytest.NewWebhook(t, "")
+	b := newNotifyBundle(t, &config.Notify{
+		Receivers: []config.Receiver{fakeReceiver("hook", hook, "100/s")},
+		Routes:    []config.Route{{Name: "all", Subjects: []string{"ossjobs.>"}, Receivers: []string{"hook"}}},
+	})
+	if !b.cfg.UI.Enabled {
+		t.Fatal("the console is off in the config: the test shows nothing")
+	}
+	a, err := Open(t.Context(), b.cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	ln := httptestListener(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- a.RunNotify(ctx, RunOptions{Listener: ln, NATSRetry: 100 * time.Millisecond}) }()
+	base := "http://" + ln.Addr().String()
+	get(t, base+"/healthz", http.StatusOK)
+	get(t, base+"/metrics", http.StatusOK)
+	get(t, base+"/ui/", http.StatusNotFound)
+	get(t, base+"/ui/live/events?after=0", http.StatusNotFound)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("RunNotify: %v", err)
+	}
+}
+
+// TestCloseEndsTheLiveStreams: App.Close ends the console's live streams,
+// whoever serves the console, before it closes the pool they read.
+func TestCloseEndsTheLiveStreams(t *testing.T) {
+	t.Parallel()
+	b := setup(t, osssim.Config{Jobs: 1, Seed: 5}, 0, "@every 1m")
+	a := b.open(t)
+	srv := httptest.NewServer(a.handler())
+	defer srv.Close()
+	res, err := http.Get(srv.URL + "/ui/live/events?after=0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("live stream: %d", res.StatusCode)
+	}
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		_, _ = io.Copy(io.Discard, res.Body)
+	}()
+	a.Close()
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the live stream is still open after Close")
+	}
 }

@@ -17,15 +17,24 @@ import (
 	"github.com/ossjobwatch/ossjobwatch/store"
 )
 
-// handler serves /metrics, /healthz (the process answers), /readyz (the
-// database answers, NATS is connected, the stream exists and, with
-// notify, no route has gone without consuming for over RouteGrace) and,
-// unless it is turned off, the console under /ui/.
+// handler is what run and demo serve: opsHandler's paths and, unless it
+// is turned off, the console under /ui/. Whoever serves it calls
+// a.console.Close when the server shuts down, so that the live views'
+// streams end.
 func (a *App) handler() http.Handler {
-	mux := http.NewServeMux()
+	mux := a.opsHandler()
 	if a.console != nil {
 		mux.Handle(console.Prefix, a.console)
 	}
+	return mux
+}
+
+// opsHandler serves /metrics, /healthz (the process answers) and /readyz
+// (the database answers, NATS is connected, the stream exists and, with
+// notify, no route has gone without consuming for over RouteGrace): what
+// notify serves, without the console.
+func (a *App) opsHandler() *http.ServeMux {
+	mux := http.NewServeMux()
 	// A collector's error leaves its series out of the scrape instead of
 	// failing it whole: the outbox collector does so itself when the
 	// database is down; this covers any other.

@@ -175,7 +175,8 @@ func (a *App) RunNotify(ctx context.Context, ro RunOptions) error {
 	var srv *http.Server
 	srvErr := make(chan error, 1)
 	if ln != nil {
-		srv = &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
+		// No console here: run and demo serve it.
+		srv = &http.Server{Handler: a.opsHandler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() { srvErr <- srv.Serve(ln) }()
 	}
 	ctx, cancel := context.WithCancel(ctx)

@@ -169,6 +169,9 @@ func (a *App) Run(ctx context.Context, ro RunOptions) error {
 	case err := <-srvErr:
 		errs = append(errs, fmt.Errorf("http server: %w", err))
 		srv = nil
+		if a.console != nil {
+			a.console.Close() // no Shutdown to do it: end the streams still open
+		}
 	}
 	stopLoops()
 	log.Info("stopping: no new sweeps; waiting for the running ones and the relay")

@@ -140,6 +140,7 @@ func BenchmarkConsole(b *testing.B) {
 		{"jobs-text-broad", "/ui/jobs?q=batch", c},
 		{"jobs-text-match", "/ui/jobs?q=" + url.QueryEscape("batch 4242 "), c},
 		{"jobs-text-nomatch", "/ui/jobs?q=nothing-matches-this", c},
+		{"jobs-text-id", "/ui/jobs?q=" + url.QueryEscape(notified), c},
 		{"jobs-operation", "/ui/jobs?operation=RestoreObject&status=Active", c},
 		{"jobs-created-day", "/ui/jobs?from=" + day + "&to=" + day, c},
 		{"jobs-page-50000", "/ui/jobs?after=" + encodeCursor(&mid), c},
@@ -174,7 +175,7 @@ func BenchmarkConsole(b *testing.B) {
 		r := st.Reader()
 		for b.Loop() {
 			t0 := time.Now()
-			if _, _, _, err := r.EventsAfter(ctx, top-20, []store.PosRange{{From: top - 100, To: top - 90}, {From: top - 50, To: top - 45}}, liveBatch); err != nil {
+			if _, _, _, err := r.EventsAfter(ctx, store.EventFilter{}, top-20, []store.PosRange{{From: top - 100, To: top - 90}, {From: top - 50, To: top - 45}}, liveBatch); err != nil {
 				b.Fatal(err)
 			}
 			took = append(took, time.Since(t0))

@@ -29,8 +29,11 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ossjobwatch/ossjobwatch/store"
 )
@@ -48,6 +51,7 @@ var staticFS embed.FS
 const (
 	DefaultPollInterval = time.Second
 	DefaultMaxStreams   = 16
+	DefaultWriteTimeout = 30 * time.Second
 	DefaultCountsTTL    = 5 * time.Second
 )
 
@@ -69,6 +73,10 @@ type Config struct {
 	// MaxStreams bounds the live views open at once, each polling the
 	// database; more are refused with 503. Defaults to 16.
 	MaxStreams int
+	// WriteTimeout bounds each write of a live view's stream: a client
+	// that reads nothing for that long is dropped and its stream's slot
+	// freed. Defaults to 30 seconds.
+	WriteTimeout time.Duration
 	// CountsTTL is how long the overview's job counts are reused before
 	// they are counted again. Defaults to 5 seconds; negative counts on
 	// every request.
@@ -113,6 +121,7 @@ func New(cfg Config) (*Console, error) {
 	}
 	cfg.PollInterval = cmp.Or(cfg.PollInterval, DefaultPollInterval)
 	cfg.MaxStreams = cmp.Or(cfg.MaxStreams, DefaultMaxStreams)
+	cfg.WriteTimeout = cmp.Or(cfg.WriteTimeout, DefaultWriteTimeout)
 	cfg.CountsTTL = cmp.Or(cfg.CountsTTL, DefaultCountsTTL)
 	c := &Console{cfg: cfg, log: cfg.Logger, streams: make(chan struct{}, cfg.MaxStreams)}
 	c.stopCtx, c.stop = context.WithCancel(context.Background())
@@ -141,8 +150,9 @@ func New(cfg Config) (*Console, error) {
 	return c, nil
 }
 
-// Close ends the live streams; pages keep working. A server calls it when
-// it shuts down (http.Server.RegisterOnShutdown).
+// Close ends the live streams, a write blocked on a client that reads
+// nothing included; pages keep working. A server calls it when it shuts
+// down (http.Server.RegisterOnShutdown).
 func (c *Console) Close() { c.once.Do(c.stop) }
 
 // contentSecurityPolicy allows the console's own files and nothing else:
@@ -162,7 +172,35 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "401 unauthorized: the console asks for the user and password of OSSJOBWATCH_UI_AUTH", http.StatusUnauthorized)
 		return
 	}
+	if err := checkQuery(r.URL.Query()); err != nil {
+		c.fail(w, r, http.StatusBadRequest, err.Error(), nil)
+		return
+	}
 	c.mux.ServeHTTP(w, r)
+}
+
+// checkQuery checks every parameter of a request for text the database
+// can hold, so that a NUL or bytes that are not UTF-8, which PostgreSQL
+// text refuses, are the client's error (400) rather than a failed query
+// (500). Every page's parameters pass through it.
+func checkQuery(q url.Values) error {
+	for name, values := range q {
+		if !validText(name) {
+			return errors.New("a parameter's name is not UTF-8 text, or holds a NUL")
+		}
+		for _, v := range values {
+			if !validText(v) {
+				return fmt.Errorf("parameter %s: not UTF-8 text, or holds a NUL", name)
+			}
+		}
+	}
+	return nil
+}
+
+// validText reports whether s is text PostgreSQL can hold: UTF-8 without
+// NUL.
+func validText(s string) bool {
+	return utf8.ValidString(s) && !strings.Contains(s, "\x00")
 }
 
 // authorized checks basic auth, when configured, in constant time: the

@@ -562,6 +562,11 @@ func stream(t *testing.T, ctx context.Context, srv *httptest.Server, path string
 	if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("stream: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
 	}
+	return readJobEvents(ctx, res)
+}
+
+// readJobEvents reads a stream's "job" events' data until ctx is done.
+func readJobEvents(ctx context.Context, res *http.Response) <-chan string {
 	out := make(chan string)
 	go func() {
 		defer close(out)

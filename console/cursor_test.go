@@ -70,3 +70,25 @@ func TestCursorBounds(t *testing.T) {
 		t.Fatalf("skipTo: %d skipped, holes %v", skipped, c.holeRanges())
 	}
 }
+
+// TestHolesParameter: the live page hands its missing positions to the
+// stream in the holes parameter; the stream takes only ordered ranges
+// within store.MissingWindow below after.
+func TestHolesParameter(t *testing.T) {
+	t.Parallel()
+	in := []store.PosRange{{From: 9001, To: 9003}, {From: 9007, To: 9007}}
+	got, err := decodeHoles(encodeHoles(in), 10000)
+	if err != nil || !slices.Equal(got, in) {
+		t.Fatalf("round trip of %v: %v, %v", in, got, err)
+	}
+	for _, bad := range []string{"x", "5-3", "10001", "7000-7001", "9007,9001-9003", "9001-9003,9003"} {
+		if _, err := decodeHoles(bad, 10000); err == nil {
+			t.Errorf("holes=%s accepted", bad)
+		}
+	}
+	c := newCursor(10000)
+	c.expect(got, time.Unix(1_700_000_000, 0))
+	if c.after() != 9000 || !slices.Equal(c.holeRanges(), in) {
+		t.Fatalf("after %d, holes %v", c.after(), c.holeRanges())
+	}
+}

@@ -1,11 +1,18 @@
 package console
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/ossjobwatch/ossjobwatch/job"
@@ -98,7 +105,7 @@ func (c *Console) live(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusInternalServerError, "The targets could not be read from the database.", err)
 		return
 	}
-	events, top, err := c.cfg.Reader.RecentEvents(r.Context(), f, recentEvents)
+	events, top, missing, err := c.cfg.Reader.RecentEvents(r.Context(), f, recentEvents)
 	if err != nil {
 		c.fail(w, r, http.StatusInternalServerError, "The events could not be read from the database.", err)
 		return
@@ -117,6 +124,14 @@ func (c *Console) live(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	q.Set("after", strconv.FormatInt(top, 10))
+	// The positions below top no row had when the page was read are the
+	// stream's first holes: rows still to commit there are streamed.
+	if len(missing) > maxHoles {
+		missing = missing[len(missing)-maxHoles:]
+	}
+	if len(missing) > 0 {
+		q.Set("holes", encodeHoles(missing))
+	}
 	p.Stream = Prefix + "live/events?" + q.Encode()
 	pg := c.page(r, "live", "Live", p)
 	pg.Script = true
@@ -138,9 +153,16 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "400 bad request: after must be an event position", http.StatusBadRequest)
 		return
 	}
-	flusher, ok := w.(http.Flusher)
-	if !ok {
-		http.Error(w, "500 internal error: streaming unsupported", http.StatusInternalServerError)
+	// The positions below after that no row had yet are holes to read
+	// again: those the live page saw, or, on a reconnect, those missing
+	// now (the stream before gave them up, or had too many).
+	var holes []store.PosRange
+	if r.Header.Get("Last-Event-ID") != "" {
+		if holes, err = c.cfg.Reader.MissingBelow(r.Context(), after); err != nil {
+			c.log.Warn("console: live view: read missing events", "err", err)
+		}
+	} else if holes, err = decodeHoles(q.Get("holes"), after); err != nil {
+		http.Error(w, "400 bad request: holes: "+err.Error(), http.StatusBadRequest)
 		return
 	}
 	select {
@@ -156,16 +178,28 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	fmt.Fprint(w, "retry: 2000\n\n")
-	flusher.Flush()
 
-	ctx := r.Context()
+	// The stream ends when the client goes, when Close is called, or when
+	// a write fails: one that a client reading nothing left blocked
+	// until the write deadline, or one Close cut short.
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	defer context.AfterFunc(c.stopCtx, cancel)()
+	out := &sseWriter{w: w, rc: http.NewResponseController(w), timeout: c.cfg.WriteTimeout}
+	defer context.AfterFunc(ctx, out.abort)()
+	fmt.Fprint(out, "retry: 2000\n\n")
+	if err := out.flush(); err != nil {
+		out.logEnd(c, err)
+		return
+	}
+
 	cur := newCursor(after)
+	cur.expect(holes, time.Now())
 	ticker := time.NewTicker(c.cfg.PollInterval)
 	defer ticker.Stop()
 	lastWrite := time.Now()
 	for {
-		inHoles, next, latest, err := c.cfg.Reader.EventsAfter(ctx, cur.hwm, cur.holeRanges(), liveBatch)
+		inHoles, next, latest, err := c.cfg.Reader.EventsAfter(ctx, f, cur.hwm, cur.holeRanges(), liveBatch)
 		if err != nil {
 			if ctx.Err() == nil {
 				c.log.Warn("console: live view: read events", "err", err)
@@ -175,29 +209,96 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 			fresh := cur.add(inHoles, next, now)
 			if latest-cur.hwm > skipAhead {
 				skipped := cur.skipTo(latest - liveBatch)
-				fmt.Fprintf(w, "event: skipped\nid: %d\ndata: %d\n\n", cur.after(), skipped)
+				fmt.Fprintf(out, "event: skipped\nid: %d\ndata: %d\n\n", cur.after(), skipped)
 			}
 			for _, e := range fresh {
-				if !f.Match(e) {
+				if !e.Matches {
 					continue
 				}
 				b, _ := json.Marshal(c.liveView(e))
-				fmt.Fprintf(w, "event: job\nid: %d\ndata: %s\n\n", cur.after(), b)
+				fmt.Fprintf(out, "event: job\nid: %d\ndata: %s\n\n", cur.after(), b)
 				lastWrite = now
 			}
 			if now.Sub(lastWrite) >= keepAlive {
-				fmt.Fprintf(w, ": keep-alive\nid: %d\n\n", cur.after())
+				fmt.Fprintf(out, ": keep-alive\nid: %d\n\n", cur.after())
 				lastWrite = now
 			}
-			flusher.Flush()
+			if err := out.flush(); err != nil {
+				out.logEnd(c, err)
+				return
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-c.stopCtx.Done():
-			return
 		case <-ticker.C:
 		}
+	}
+}
+
+// sseWriter gathers what a stream sends in a poll and writes it at once,
+// under a write deadline, so that a client that reads nothing cannot hold
+// a stream (and its slot of MaxStreams) for ever.
+type sseWriter struct {
+	w       io.Writer
+	rc      *http.ResponseController
+	timeout time.Duration
+	buf     bytes.Buffer
+
+	mu      sync.Mutex
+	aborted bool
+}
+
+var errStreamEnded = errors.New("the stream was ended")
+
+func (s *sseWriter) Write(p []byte) (int, error) { return s.buf.Write(p) }
+
+// flush writes and flushes what was gathered, within the write timeout.
+func (s *sseWriter) flush() error {
+	s.mu.Lock()
+	if s.aborted {
+		s.mu.Unlock()
+		return errStreamEnded
+	}
+	// Without deadlines (a ResponseWriter that cannot set them), writes
+	// are as bounded as the writer makes them.
+	if err := s.rc.SetWriteDeadline(time.Now().Add(s.timeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		s.mu.Unlock()
+		return err
+	}
+	s.mu.Unlock()
+	if s.buf.Len() > 0 {
+		_, err := s.w.Write(s.buf.Bytes())
+		s.buf.Reset()
+		if err != nil {
+			return err
+		}
+	}
+	return s.rc.Flush()
+}
+
+// abort ends a write in progress now and fails the ones after.
+func (s *sseWriter) abort() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.aborted = true
+	_ = s.rc.SetWriteDeadline(time.Now())
+}
+
+// logEnd logs why a stream ended on a failed write, unless it was ended
+// (the client went, or Close).
+func (s *sseWriter) logEnd(c *Console, err error) {
+	s.mu.Lock()
+	aborted := s.aborted
+	s.mu.Unlock()
+	switch {
+	case aborted:
+	case errors.Is(err, http.ErrNotSupported):
+		c.log.Error("console: live view: the response cannot be flushed; streaming is impossible", "err", err)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		c.log.Info("console: live view: dropped a client that read nothing within the write timeout", "timeout", s.timeout)
+	default:
+		c.log.Debug("console: live view: write failed; the client went", "err", err)
 	}
 }
 
@@ -224,6 +325,19 @@ func (c *cursor) after() int64 {
 		return c.holes[0].from - 1
 	}
 	return c.hwm
+}
+
+// expect adds holes below after: positions to read again until holeTTL.
+// The newest maxHoles are kept.
+func (c *cursor) expect(holes []store.PosRange, now time.Time) {
+	var add []hole
+	for _, h := range holes {
+		add = append(add, hole{from: h.From, to: h.To, since: now})
+	}
+	c.holes = append(add, c.holes...)
+	if n := len(c.holes) - maxHoles; n > 0 {
+		c.holes = c.holes[n:]
+	}
 }
 
 // holeRanges are the holes to read again.
@@ -296,4 +410,51 @@ func (c *cursor) skipTo(pos int64) int64 {
 	skipped := pos - c.hwm
 	c.hwm, c.holes = pos, nil
 	return skipped
+}
+
+// encodeHoles writes position ranges as the stream's holes parameter:
+// "from-to" (or "pos"), comma-separated.
+func encodeHoles(holes []store.PosRange) string {
+	var b strings.Builder
+	for i, h := range holes {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(h.From, 10))
+		if h.To != h.From {
+			b.WriteByte('-')
+			b.WriteString(strconv.FormatInt(h.To, 10))
+		}
+	}
+	return b.String()
+}
+
+// decodeHoles reads the holes parameter: at most maxHoles ranges in
+// order, within the store.MissingWindow up to after.
+func decodeHoles(s string, after int64) ([]store.PosRange, error) {
+	if s == "" {
+		return nil, nil
+	}
+	parts := strings.Split(s, ",")
+	if len(parts) > maxHoles {
+		return nil, fmt.Errorf("more than %d ranges", maxHoles)
+	}
+	var out []store.PosRange
+	low := after - store.MissingWindow
+	for _, p := range parts {
+		from, to, ok := strings.Cut(p, "-")
+		if !ok {
+			to = from
+		}
+		a, err1 := strconv.ParseInt(from, 10, 64)
+		b, err2 := strconv.ParseInt(to, 10, 64)
+		if err1 != nil || err2 != nil || a > b || a <= low || b > after {
+			return nil, fmt.Errorf("%q is not a range of positions within %d below after", p, store.MissingWindow)
+		}
+		if n := len(out); n > 0 && a <= out[n-1].To {
+			return nil, errors.New("the ranges are not in order")
+		}
+		out = append(out, store.PosRange{From: a, To: b})
+	}
+	return out, nil
 }

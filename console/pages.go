@@ -110,7 +110,7 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 	for _, j := range o.Attention {
 		p.Attention = append(p.Attention, c.jobView(j))
 	}
-	p.AttentionMore = len(o.Attention) >= store.AttentionLimit
+	p.AttentionMore = o.AttentionMore
 	p.OutboxPending, p.OutboxOldest = o.OutboxPending, c.when(o.OutboxOldest)
 	c.render(w, r, http.StatusOK, "overview", c.page(r, "overview", "Overview", p))
 }
@@ -179,16 +179,17 @@ func encodeCursor(cur *store.JobCursor) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(created + "\x00" + cur.Target + "\x00" + cur.JobID))
 }
 
-func decodeCursor(s string) (*store.JobCursor, error) {
+func decodeCursor(param, s string) (*store.JobCursor, error) {
+	bad := errors.New(param + ": the page cursor is not one this console made")
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	parts := strings.SplitN(string(b), "\x00", 3)
-	if err != nil || len(parts) != 3 {
-		return nil, errors.New("the page cursor is not one this console made")
+	if err != nil || len(parts) != 3 || !validText(parts[1]) || !validText(parts[2]) {
+		return nil, bad
 	}
 	cur := &store.JobCursor{Target: parts[1], JobID: parts[2]}
 	if parts[0] != "" {
 		if cur.Created, err = time.Parse(time.RFC3339Nano, parts[0]); err != nil {
-			return nil, errors.New("the page cursor is not one this console made")
+			return nil, bad
 		}
 	}
 	return cur, nil
@@ -218,12 +219,12 @@ func jobsQuery(q url.Values) (store.JobsPageQuery, jobsFilter, error) {
 		}
 	}
 	if v := q.Get("after"); v != "" {
-		if sq.After, err = decodeCursor(v); err != nil {
+		if sq.After, err = decodeCursor("after", v); err != nil {
 			return sq, f, err
 		}
 	}
 	if v := q.Get("before"); v != "" {
-		if sq.Before, err = decodeCursor(v); err != nil {
+		if sq.Before, err = decodeCursor("before", v); err != nil {
 			return sq, f, err
 		}
 	}
@@ -254,8 +255,14 @@ func (c *Console) jobs(w http.ResponseWriter, r *http.Request) {
 	for _, s := range job.Statuses {
 		p.Statuses = append(p.Statuses, string(s))
 	}
-	for _, j := range list.Jobs {
+	// A job whose id is the text comes first, however old.
+	for _, j := range list.Exact {
 		p.Jobs = append(p.Jobs, c.jobView(j))
+	}
+	for _, j := range list.Jobs {
+		if !slices.ContainsFunc(list.Exact, func(e store.JobRow) bool { return e.Target == j.Target && e.JobID == j.JobID }) {
+			p.Jobs = append(p.Jobs, c.jobView(j))
+		}
 	}
 	link := func(param string, cur *store.JobCursor) string {
 		if cur == nil {

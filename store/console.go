@@ -89,6 +89,9 @@ type Overview struct {
 	// confirmation (Suspended), soonest to fail first, then the stalled
 	// ones, longest stalled first; at most AttentionLimit of them.
 	Attention []JobRow
+	// AttentionMore is true when more jobs than AttentionLimit need
+	// attention: Attention shows the first of them.
+	AttentionMore bool
 	// Sweeps holds each target's latest sweep, in target order.
 	Sweeps []LastSweep
 	// OutboxPending counts the events not yet published to NATS;
@@ -182,12 +185,16 @@ func (r *Reader) Overview(ctx context.Context) (Overview, error) {
 		if o.Sweeps, err = pgx.CollectRows(rows, scanLastSweep); err != nil {
 			return fmt.Errorf("read last sweeps: %w", err)
 		}
-		rows, err = tx.Query(ctx, consoleAttentionSQL, AttentionLimit)
+		// One more than shown tells AttentionLimit jobs from more.
+		rows, err = tx.Query(ctx, consoleAttentionSQL, AttentionLimit+1)
 		if err != nil {
 			return err
 		}
 		if o.Attention, err = pgx.CollectRows(rows, scanJobRow); err != nil {
 			return fmt.Errorf("read jobs needing attention: %w", err)
+		}
+		if len(o.Attention) > AttentionLimit {
+			o.Attention, o.AttentionMore = o.Attention[:AttentionLimit], true
 		}
 		var oldest *time.Time
 		if err := tx.QueryRow(ctx, consoleOutboxSQL).Scan(&o.OutboxPending, &oldest); err != nil {

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -28,6 +27,10 @@ type LiveEvent struct {
 	Description string
 	ObservedAt  time.Time
 	Payload     []byte
+	// Matches is whether the EventFilter EventsAfter was given keeps the
+	// event: PostgreSQL decides, as for RecentEvents, so that the live
+	// page and its stream filter alike.
+	Matches bool
 }
 
 // EventFilter narrows the live view; empty fields narrow nothing.
@@ -42,15 +45,6 @@ type EventFilter struct {
 	Text string
 }
 
-// Match reports whether e passes f, as RecentEvents' SQL decides it.
-func (f EventFilter) Match(e LiveEvent) bool {
-	text := strings.ToLower(f.Text)
-	return (f.Target == "" || e.Target == f.Target) &&
-		(f.Status == "" || e.Status == f.Status) &&
-		(f.Type == "" || e.Type == "ossjobwatch.job."+f.Type) &&
-		(text == "" || strings.Contains(strings.ToLower(e.JobID), text) || strings.Contains(strings.ToLower(e.Description), text))
-}
-
 // PosRange is a range of job_events positions, both ends included.
 type PosRange struct{ From, To int64 }
 
@@ -59,19 +53,32 @@ const (
 		coalesce(payload->'data'->>'status', ''), coalesce(payload->'data'->>'operation', ''),
 		coalesce(payload->'data'->>'description', ''), observed_at, payload::text`
 
+	// liveMatch is an EventFilter ($2 target, $3 status, $4 type, $5
+	// text) as SQL, the text lowered by PostgreSQL on both sides: the
+	// same folding whatever the database's locale.
+	liveMatch = `($2 = '' OR target = $2)
+		  AND ($3 = '' OR payload->'data'->>'status' = $3)
+		  AND ($4 = '' OR type = 'ossjobwatch.job.' || $4)
+		  AND ($5 = '' OR strpos(lower(job_id), lower($5)) > 0 OR strpos(lower(coalesce(payload->'data'->>'description', '')), lower($5)) > 0)`
+
 	consoleRecentEventsSQL = `
 		SELECT ` + liveEventColumns + `
 		FROM job_events
-		WHERE pos > $1
-		  AND ($2 = '' OR target = $2)
-		  AND ($3 = '' OR payload->'data'->>'status' = $3)
-		  AND ($4 = '' OR type = 'ossjobwatch.job.' || $4)
-		  AND ($5 = '' OR strpos(lower(job_id), $5) > 0 OR strpos(lower(coalesce(payload->'data'->>'description', '')), $5) > 0)
+		WHERE pos > $1 AND ` + liveMatch + `
 		ORDER BY pos DESC
 		LIMIT $6`
-	consoleTopSQL      = `SELECT coalesce(max(pos), 0) FROM job_events`
-	consoleHolesSQL    = `SELECT ` + liveEventColumns + ` FROM job_events JOIN unnest($1::int8[], $2::int8[]) AS h(lo, hi) ON pos BETWEEN h.lo AND h.hi ORDER BY pos`
-	consoleEventsAfter = `SELECT ` + liveEventColumns + ` FROM job_events WHERE pos > $1 ORDER BY pos LIMIT $2`
+	consoleTopSQL = `SELECT coalesce(max(pos), 0) FROM job_events`
+	// consoleMissingSQL lists the positions in ($1, $2] no row has, as
+	// ranges: the positions ($2 + 1 closes the last range) whose rows
+	// are not committed yet, or never will be.
+	consoleMissingSQL = `
+		SELECT prev + 1, pos - 1
+		FROM (SELECT pos, lag(pos, 1, $1::int8) OVER (ORDER BY pos) AS prev
+		      FROM (SELECT pos FROM job_events WHERE pos > $1 AND pos <= $2 UNION ALL SELECT $2::int8 + 1) AS p) AS g
+		WHERE pos > prev + 1
+		ORDER BY pos`
+	consoleHolesSQL    = `SELECT ` + liveEventColumns + `, ` + liveMatch + ` FROM job_events JOIN unnest($1::int8[], $6::int8[]) AS h(lo, hi) ON pos BETWEEN h.lo AND h.hi ORDER BY pos`
+	consoleEventsAfter = `SELECT ` + liveEventColumns + `, ` + liveMatch + ` FROM job_events WHERE pos > $1 ORDER BY pos LIMIT $6`
 )
 
 // RecentEventsWindow is how many of the latest events RecentEvents looks
@@ -79,25 +86,59 @@ const (
 // rows, not the whole history.
 const RecentEventsWindow = 20000
 
+// MissingWindow is how many positions below the one a live view starts
+// after are checked for rows not committed yet: rows a transaction took
+// those positions for may commit after the view was read.
+const MissingWindow = 2000
+
 // RecentEvents returns the newest events f matches among the latest
-// RecentEventsWindow, newest first, at most limit, and the position of the
-// latest event.
-func (r *Reader) RecentEvents(ctx context.Context, f EventFilter, limit int) (events []LiveEvent, top int64, err error) {
+// RecentEventsWindow, newest first, at most limit, the position of the
+// latest event, and, as ranges, the positions among the MissingWindow up
+// to it that no row has: rows that may yet commit.
+func (r *Reader) RecentEvents(ctx context.Context, f EventFilter, limit int) (events []LiveEvent, top int64, missing []PosRange, err error) {
 	err = r.WithTx(ctx, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, consoleTopSQL).Scan(&top); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, consoleRecentEventsSQL, top-RecentEventsWindow, f.Target, f.Status, f.Type, strings.ToLower(f.Text), limit)
+		if missing, err = missingBelow(ctx, tx, top); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, consoleRecentEventsSQL, top-RecentEventsWindow, f.Target, f.Status, f.Type, f.Text, limit)
 		if err != nil {
 			return err
 		}
 		events, err = pgx.CollectRows(rows, scanLiveEventRow)
+		for i := range events {
+			events[i].Matches = true
+		}
 		return err
 	})
 	if err != nil {
-		return nil, 0, fmt.Errorf("read recent events: %w", err)
+		return nil, 0, nil, fmt.Errorf("read recent events: %w", err)
 	}
-	return events, top, nil
+	return events, top, missing, nil
+}
+
+// MissingBelow returns, as ranges, the positions among the MissingWindow
+// up to pos that no row has.
+func (r *Reader) MissingBelow(ctx context.Context, pos int64) ([]PosRange, error) {
+	var out []PosRange
+	err := r.WithTx(ctx, func(tx pgx.Tx) (err error) {
+		out, err = missingBelow(ctx, tx, pos)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read missing events below %d: %w", pos, err)
+	}
+	return out, nil
+}
+
+func missingBelow(ctx context.Context, tx pgx.Tx, pos int64) ([]PosRange, error) {
+	rows, err := tx.Query(ctx, consoleMissingSQL, max(0, pos-MissingWindow), pos)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[PosRange])
 }
 
 // EventsAfter reads, from one snapshot, the events in holes (positions
@@ -105,26 +146,26 @@ func (r *Reader) RecentEvents(ctx context.Context, f EventFilter, limit int) (ev
 // that took them had not committed yet) and up to limit events after
 // after, all in position order. latest is the position of the newest event
 // when the limit was reached, so that a caller may skip ahead; 0 otherwise.
-func (r *Reader) EventsAfter(ctx context.Context, after int64, holes []PosRange, limit int) (inHoles, next []LiveEvent, latest int64, err error) {
+func (r *Reader) EventsAfter(ctx context.Context, f EventFilter, after int64, holes []PosRange, limit int) (inHoles, next []LiveEvent, latest int64, err error) {
 	err = r.WithTx(ctx, func(tx pgx.Tx) error {
 		if len(holes) > 0 {
 			lo, hi := make([]int64, len(holes)), make([]int64, len(holes))
 			for i, h := range holes {
 				lo[i], hi[i] = h.From, h.To
 			}
-			rows, err := tx.Query(ctx, consoleHolesSQL, lo, hi)
+			rows, err := tx.Query(ctx, consoleHolesSQL, lo, f.Target, f.Status, f.Type, f.Text, hi)
 			if err != nil {
 				return err
 			}
-			if inHoles, err = pgx.CollectRows(rows, scanLiveEventRow); err != nil {
+			if inHoles, err = pgx.CollectRows(rows, scanMatchedLiveEventRow); err != nil {
 				return err
 			}
 		}
-		rows, err := tx.Query(ctx, consoleEventsAfter, after, limit)
+		rows, err := tx.Query(ctx, consoleEventsAfter, after, f.Target, f.Status, f.Type, f.Text, limit)
 		if err != nil {
 			return err
 		}
-		if next, err = pgx.CollectRows(rows, scanLiveEventRow); err != nil {
+		if next, err = pgx.CollectRows(rows, scanMatchedLiveEventRow); err != nil {
 			return err
 		}
 		if len(next) == limit {
@@ -144,6 +185,16 @@ func scanLiveEventRow(row pgx.CollectableRow) (LiveEvent, error) {
 	var payload string
 	err := row.Scan(&e.Pos, &id, &e.Target, &e.JobID, &e.Sequence, &e.Type, &e.From, &e.To,
 		&e.Status, &e.Operation, &e.Description, &e.ObservedAt, &payload)
+	e.ID, e.Payload = id.String(), []byte(payload)
+	return e, err
+}
+
+func scanMatchedLiveEventRow(row pgx.CollectableRow) (LiveEvent, error) {
+	var e LiveEvent
+	var id uuid.UUID
+	var payload string
+	err := row.Scan(&e.Pos, &id, &e.Target, &e.JobID, &e.Sequence, &e.Type, &e.From, &e.To,
+		&e.Status, &e.Operation, &e.Description, &e.ObservedAt, &payload, &e.Matches)
 	e.ID, e.Payload = id.String(), []byte(payload)
 	return e, err
 }

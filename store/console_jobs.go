@@ -35,7 +35,8 @@ type JobsPageQuery struct {
 	Statuses  []string
 	Operation string
 	// Text keeps the jobs whose id or description contains it, ignoring
-	// case.
+	// case (as the database's lower() folds it). On the first page, a job
+	// whose id is Text exactly is also in JobsPage.Exact.
 	Text string
 	// CreatedFrom and CreatedTo keep the jobs created at or after From and
 	// before To; zero bounds nothing.
@@ -49,7 +50,12 @@ type JobsPageQuery struct {
 
 // JobsPage is a page of jobs, newest first.
 type JobsPage struct {
-	Jobs []JobRow
+	// Exact, on the first page of a text filter, holds the jobs of the
+	// other filters whose id is the text exactly (one per target): found
+	// through the primary key, shown first. They are in Jobs too, where
+	// they fall.
+	Exact []JobRow
+	Jobs  []JobRow
 	// Older is the cursor of the next page of older jobs, nil if there is
 	// none; Newer that of the page of newer ones, nil if this page is the
 	// first.
@@ -60,9 +66,9 @@ type JobsPage struct {
 const consoleJobKey = `coalesce(creation_time, '-infinity'::timestamptz)`
 
 // where returns q's conditions but the text filter's, the text filter's
-// condition ("" for none), and the arguments of both, values only ever as
-// arguments.
-func (q JobsPageQuery) where() (base, text string, args []any) {
+// condition ("" for none) and the text's placeholder, and the arguments of
+// both, values only ever as arguments.
+func (q JobsPageQuery) where() (base, text, textParam string, args []any) {
 	conds := []string{"removed_at IS NULL"}
 	arg := func(v any) string {
 		args = append(args, v)
@@ -78,8 +84,10 @@ func (q JobsPageQuery) where() (base, text string, args []any) {
 		conds = append(conds, "operation = "+arg(q.Operation))
 	}
 	if q.Text != "" {
-		t := arg(strings.ToLower(q.Text))
-		text = "(strpos(lower(job_id), " + t + ") > 0 OR strpos(lower(coalesce(description, '')), " + t + ") > 0)"
+		// Lowered by PostgreSQL, as jobs.search is: the same folding
+		// whatever the database's locale (a C locale folds ASCII only).
+		textParam = arg(q.Text) + "::text"
+		text = "strpos(search, lower(" + textParam + ")) > 0"
 	}
 	if !q.CreatedFrom.IsZero() {
 		conds = append(conds, consoleJobKey+" >= "+arg(q.CreatedFrom))
@@ -97,7 +105,7 @@ func (q JobsPageQuery) where() (base, text string, args []any) {
 	if q.Before != nil {
 		cursor(q.Before, ">")
 	}
-	return strings.Join(conds, " AND "), text, args
+	return strings.Join(conds, " AND "), text, textParam, args
 }
 
 // textWindow is how many of the jobs in order a text filter is first
@@ -114,7 +122,7 @@ func (r *Reader) JobsPage(ctx context.Context, q JobsPageQuery) (JobsPage, error
 		q.Limit = 50
 	}
 	q.Limit = min(q.Limit, 500)
-	where, text, args := q.where()
+	where, text, textParam, args := q.where()
 	order := consoleJobKey + " DESC, target DESC, job_id DESC"
 	if q.Before != nil {
 		order = consoleJobKey + ", target, job_id"
@@ -143,6 +151,17 @@ func (r *Reader) JobsPage(ctx context.Context, q JobsPageQuery) (JobsPage, error
 	}
 	var page JobsPage
 	err := r.WithTx(ctx, func(tx pgx.Tx) error {
+		if text != "" && q.After == nil && q.Before == nil {
+			rows, err := tx.Query(ctx, `SELECT `+consoleJobColumns+` FROM jobs
+				WHERE target IN (`+consoleTargetsSQL+`) AND job_id = `+textParam+` AND `+where+`
+				ORDER BY target`, args...)
+			if err != nil {
+				return err
+			}
+			if page.Exact, err = pgx.CollectRows(rows, scanJobRow); err != nil {
+				return fmt.Errorf("read the job whose id is the text: %w", err)
+			}
+		}
 		for _, sql := range queries {
 			rows, err := tx.Query(ctx, sql, args...)
 			if err != nil {
