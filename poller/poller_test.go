@@ -21,9 +21,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(simHelperEnv) != "" {
-		runSimHelper() // the benchmarks' out-of-process simulator
-		return
+	if os.Getenv(osstest.RemoteEnv) != "" {
+		osstest.ServeRemote() // the benchmarks' out-of-process simulator
 	}
 	storetest.Main(m)
 }

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/xml"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -33,6 +31,7 @@ import (
 	"github.com/ossjobwatch/ossjobwatch/internal/natstest"
 	"github.com/ossjobwatch/ossjobwatch/oss"
 	"github.com/ossjobwatch/ossjobwatch/oss/osssim"
+	"github.com/ossjobwatch/ossjobwatch/oss/osstest"
 	"github.com/ossjobwatch/ossjobwatch/publisher"
 	"github.com/ossjobwatch/ossjobwatch/store/storetest"
 )
@@ -59,95 +58,11 @@ import (
 // BenchmarkSweepInProcess runs the same sweeps in this process, for pprof
 // (-cpuprofile, -memprofile).
 
-const benchJobs = 100_000
-
-// simHelperEnv makes the test binary serve a 100,000-job simulator instead
-// of running tests (see TestMain).
-const simHelperEnv = "OSSJOBWATCH_BENCH_SIMULATOR"
-
-// runSimHelper serves the simulator, prints its address, then changes 1%
-// of the jobs for every "change N" line on stdin, answering "ok".
-func runSimHelper() {
-	sim, err := osssim.New(osssim.Config{Jobs: benchJobs, Seed: 1})
-	if err != nil {
-		fmt.Println("error", err)
-		os.Exit(1)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		fmt.Println("error", err)
-		os.Exit(1)
-	}
-	go func() { _ = sim.Serve(context.Background(), ln) }()
-	fmt.Println(ln.Addr().String())
-	ids := make([]string, 0, benchJobs)
-	for _, d := range sim.Jobs() {
-		ids = append(ids, d.ID)
-	}
-	in := bufio.NewScanner(os.Stdin)
-	for in.Scan() {
-		var round int
-		if _, err := fmt.Sscanf(in.Text(), "change %d", &round); err != nil {
-			continue
-		}
-		for i := round % 100; i < len(ids); i += 100 {
-			d, _ := sim.Job(ids[i])
-			d.Tasks.Total++
-			d.Description = fmt.Sprintf("changed in round %d", round)
-			sim.Put(d)
-		}
-		fmt.Println("ok")
-	}
-	os.Exit(0)
-}
-
-// remoteSim is the simulator helper process, seen from the benchmark.
-type remoteSim struct {
-	in       io.Writer
-	out      *bufio.Reader
-	endpoint string
-	round    int
-}
-
-func startRemoteSim(b *testing.B) *remoteSim {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), simHelperEnv+"=1")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { stdin.Close(); _ = cmd.Wait() })
-	r := &remoteSim{in: stdin, out: bufio.NewReader(stdout)}
-	addr, err := r.out.ReadString('\n')
-	if err != nil || strings.HasPrefix(addr, "error") {
-		b.Fatalf("simulator helper: %q, %v", addr, err)
-	}
-	r.endpoint = "http://" + strings.TrimSpace(addr)
-	return r
-}
-
-// change makes the helper change another 1% of its jobs, and waits until
-// it has.
-func (r *remoteSim) change(b *testing.B) {
-	r.round++
-	if _, err := fmt.Fprintf(r.in, "change %d\n", r.round); err != nil {
-		b.Fatal(err)
-	}
-	if line, err := r.out.ReadString('\n'); err != nil || line != "ok\n" {
-		b.Fatalf("simulator helper: %q, %v", line, err)
-	}
-}
+const benchJobs = osstest.RemoteJobs
 
 // benchEnv is what every figure of one run shares.
 type benchEnv struct {
-	sim    *remoteSim
+	sim    *osstest.Remote
 	nats   *natstest.Server
 	bin    string
 	events []event.Event // event-shaped rows: a first sweep's events (see floorEvents)
@@ -161,7 +76,7 @@ type benchEnv struct {
 // life of b: its sub-benchmarks and the report share them.
 func newBenchEnv(b *testing.B) *benchEnv {
 	e := &benchEnv{figures: map[string][]time.Duration{}, rss: map[string]int64{}}
-	e.sim = startRemoteSim(b)
+	e.sim = osstest.StartRemote(b)
 	e.nats = natstest.Start(b)
 	e.bin = filepath.Join(b.TempDir(), "ossjobwatch")
 	build := exec.Command("go", "build", "-o", e.bin, ".")
@@ -207,7 +122,7 @@ func firstSweepEvents(b *testing.B, endpoint string) []event.Event {
 // use.
 func (e *benchEnv) floorEvents(b *testing.B) []event.Event {
 	if e.events == nil {
-		e.events = firstSweepEvents(b, e.sim.endpoint)
+		e.events = firstSweepEvents(b, e.sim.Endpoint)
 	}
 	return e.events
 }
@@ -315,7 +230,7 @@ type floorListResult struct {
 // floorList: the listing with the SDK (V4 signing) and encoding/xml.
 func (e *benchEnv) floorList(b *testing.B) {
 	key := osssim.DefaultCredential
-	c := sdk.NewClient(sdk.LoadDefaultConfig().WithRegion("cn-hangzhou").WithEndpoint(e.sim.endpoint).
+	c := sdk.NewClient(sdk.LoadDefaultConfig().WithRegion("cn-hangzhou").WithEndpoint(e.sim.Endpoint).
 		WithCredentialsProvider(credentials.NewStaticCredentialsProvider(key.AccessKeyID, key.AccessKeySecret)))
 	ctx := context.Background()
 	for b.Loop() {
@@ -473,7 +388,7 @@ func (e *benchEnv) sweeps(b *testing.B, onePercent bool, sweep sweepFunc) {
 	env := map[string]string{
 		"OSSJOBWATCH_NATS_URL": e.nats.URL(),
 		"OSSJOBWATCH_REGION":   "cn-hangzhou",
-		"OSSJOBWATCH_ENDPOINT": e.sim.endpoint,
+		"OSSJOBWATCH_ENDPOINT": e.sim.Endpoint,
 		"OSSJOBWATCH_TARGET":   "bench",
 		"OSSJOBWATCH_OSS_RATE": "100000", // the floor has no limit either
 		// One event per job, as the floors have: no reminders for the
@@ -497,7 +412,7 @@ func (e *benchEnv) sweeps(b *testing.B, onePercent bool, sweep sweepFunc) {
 	for b.Loop() {
 		b.StopTimer()
 		if onePercent {
-			e.sim.change(b)
+			e.sim.Change(b)
 		} else {
 			env["OSSJOBWATCH_DATABASE_URL"] = migratedDatabaseURL(b) + os.Getenv("BENCH_DB_SUFFIX")
 			freshStream(b, js)

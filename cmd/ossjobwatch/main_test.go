@@ -17,8 +17,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(simHelperEnv) != "" {
-		runSimHelper() // the sweep benchmarks' simulator process
+	if os.Getenv(osstest.RemoteEnv) != "" {
+		osstest.ServeRemote() // the sweep benchmarks' simulator process
 	}
 	storetest.Main(m)
 }
