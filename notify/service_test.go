@@ -104,26 +104,10 @@ func setup(t *testing.T) bundle {
 	return bundle{js: js, st: storetest.NewStore(t), reg: prometheus.NewRegistry()}
 }
 
+// start starts a service on b's JetStream and PostgreSQL store.
 func start(t *testing.T, b bundle, cfg notify.Config) *notify.Service {
 	t.Helper()
-	cfg.JetStream, cfg.Store, cfg.Registerer = b.js, b.st, b.reg
-	cfg.MinBackoff = 20 * time.Millisecond
-	cfg.MaxBackoff = 200 * time.Millisecond
-	svc, err := notify.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := svc.Stop(ctx); err != nil {
-			t.Error(err)
-		}
-	})
-	return svc
+	return startMem(t, b, b.st, cfg)
 }
 
 // publish publishes n events of job on subject, returning their ids.

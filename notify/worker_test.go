@@ -66,7 +66,8 @@ func (s *memStore) setDelivered(id, receiver string) {
 	s.delivered[strings.ToLower(id)+"|"+receiver] = true
 }
 
-// startMem starts a service on b's JetStream with st as its store.
+// startMem starts a service on b's JetStream with st as its store, and
+// quick retries unless cfg sets its own.
 func startMem(t *testing.T, b bundle, st notify.Store, cfg notify.Config) *notify.Service {
 	t.Helper()
 	cfg.JetStream, cfg.Store, cfg.Registerer = b.js, st, b.reg
