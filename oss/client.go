@@ -207,7 +207,7 @@ func (c *Client) invoke(ctx context.Context, op string, params map[string]string
 		// off be retried like any other transport failure.
 		o.ResponseHandlers = append(o.ResponseHandlers, func(resp *http.Response) error {
 			c.observe(op, resp.StatusCode, "")
-			b, err := io.ReadAll(resp.Body)
+			b, err := readBody(resp)
 			resp.Body.Close()
 			if err != nil {
 				return &bodyReadError{err: err}
@@ -235,6 +235,27 @@ func (c *Client) invoke(ctx context.Context, op string, params map[string]string
 	}
 	out.Body.Close()
 	return body, out.Headers.Get("x-oss-request-id"), nil
+}
+
+// preallocMax is the most readBody allocates on a Content-Length's word.
+const preallocMax = 16 << 20
+
+// readBody reads a response's body in full. OSS says how long it is, and a
+// buffer of that size takes it in one allocation: io.ReadAll's doubling
+// allocated twice a ListJobs page (1.4 MB at 1,000 jobs) and copied it a
+// dozen times. A Content-Length that is wrong either way still reads the
+// body as sent (cappedTransport has bounded it), and a length above
+// preallocMax is not taken at its word up front.
+func readBody(resp *http.Response) ([]byte, error) {
+	if resp.ContentLength <= 0 {
+		return io.ReadAll(resp.Body)
+	}
+	// bytes.Buffer reads into what is left of its capacity, and grows only
+	// when less than bytes.MinRead is: the extra room lets it see EOF
+	// without growing.
+	buf := bytes.NewBuffer(make([]byte, 0, min(resp.ContentLength, preallocMax)+bytes.MinRead))
+	_, err := buf.ReadFrom(resp.Body)
+	return buf.Bytes(), err
 }
 
 // unwrapSDK drops the SDK's "operation error X:" wrapper, which repeats
