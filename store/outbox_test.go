@@ -559,3 +559,101 @@ func TestLockRelay(t *testing.T) {
 		t.Fatal("LockRelay did not get the lock after the round")
 	}
 }
+
+// TestRelayRoundMarksEachEventAtItsOwnAcknowledgement acknowledges a round's
+// events at distinct times, in orders and with gaps that take both ways of
+// marking (by a range of positions, and event by event): every event must
+// get its own time, and an event not acknowledged must stay pending,
+// however close its neighbours.
+func TestRelayRoundMarksEachEventAtItsOwnAcknowledgement(t *testing.T) {
+	t.Parallel()
+	reversed := func(b []store.OutboxEvent) []store.OutboxEvent {
+		r := slices.Clone(b)
+		slices.Reverse(r)
+		return r
+	}
+	for _, tc := range []struct {
+		name string
+		// acked picks the events acknowledged, in the order they are.
+		acked func(batch []store.OutboxEvent) []store.OutboxEvent
+	}{
+		{"all in order", func(b []store.OutboxEvent) []store.OutboxEvent { return b }},
+		{"all reversed", reversed},
+		{"all but one in the middle", func(b []store.OutboxEvent) []store.OutboxEvent {
+			return slices.Concat(b[:len(b)/2], b[len(b)/2+1:])
+		}},
+		{"all but the last", func(b []store.OutboxEvent) []store.OutboxEvent { return b[:len(b)-1] }},
+		{"every other one", func(b []store.OutboxEvent) []store.OutboxEvent {
+			var odd []store.OutboxEvent
+			for i := 1; i < len(b); i += 2 {
+				odd = append(odd, b[i])
+			}
+			return odd
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			st := storetest.NewStore(t)
+			insertJobs(t, st, "t1", 300, 1)
+			// Distinct times, a millisecond apart, all after the events'
+			// observed_at, in the order of acknowledgement.
+			base := outboxObserved.Add(24 * time.Hour)
+			want := map[string]time.Time{}
+			var pending []string
+			n, _, err := st.RelayRound(t.Context(), 1000, func(_ context.Context, events iter.Seq[store.OutboxEvent], ack func(string, time.Time)) error {
+				batch := slices.Collect(events)
+				acked := tc.acked(batch)
+				for i, ev := range acked {
+					at := base.Add(time.Duration(i) * time.Millisecond)
+					want[ev.ID] = at
+					ack(ev.ID, at)
+				}
+				for _, ev := range batch {
+					if _, ok := want[ev.ID]; !ok {
+						pending = append(pending, ev.ID)
+					}
+				}
+				return nil
+			})
+			if err != nil || n != len(want) {
+				t.Fatalf("RelayRound = %d, %v; want %d, nil", n, err, len(want))
+			}
+			rows, err := st.Pool().Query(t.Context(), `SELECT id::text, published_at, pos IN (SELECT pos FROM outbox) FROM job_events`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			wrong := 0
+			for rows.Next() {
+				var id string
+				var published *time.Time
+				var queued bool
+				if err := rows.Scan(&id, &published, &queued); err != nil {
+					t.Fatal(err)
+				}
+				at, acked := want[id]
+				switch {
+				case acked && (published == nil || !published.Equal(at) || queued):
+					wrong++
+					if wrong <= 3 {
+						t.Errorf("event %s acknowledged at %v: published_at %v, still in the outbox %v", id, at, published, queued)
+					}
+				case !acked && (published != nil || !queued):
+					wrong++
+					if wrong <= 3 {
+						t.Errorf("event %s never acknowledged: published_at %v, in the outbox %v; want null and queued", id, published, queued)
+					}
+				}
+			}
+			if err := rows.Err(); err != nil {
+				t.Fatal(err)
+			}
+			if wrong > 3 {
+				t.Errorf("... %d events wrong in all", wrong)
+			}
+			if p := pendingCount(t, st); p != int64(len(pending)) {
+				t.Errorf("pending = %d, want the %d not acknowledged", p, len(pending))
+			}
+		})
+	}
+}
