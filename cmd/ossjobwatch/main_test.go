@@ -20,6 +20,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(osstest.RemoteEnv) != "" {
 		osstest.ServeRemote() // the sweep benchmarks' simulator process
 	}
+	if endpoint := os.Getenv(floorListEnv); endpoint != "" {
+		listFloor(endpoint) // the sweep benchmarks' list floor
+	}
 	storetest.Main(m)
 }
 
