@@ -404,8 +404,10 @@ func markPublished(ctx context.Context, tx pgx.Tx, positions []int64, times []ti
 	return int(tag.RowsAffected()), err
 }
 
-// consecutive reports whether positions, none repeated, are every integer
-// from their least to their greatest, in any order, and returns the least.
+// consecutive reports whether positions are every integer from their least
+// to their greatest, each once, in any order, and returns the least. A
+// repeated position fails it: [1 1 3] spans three integers but lacks 2, and
+// marking 1 to 3 would mark an event nobody acknowledged.
 func consecutive(positions []int64) (lo int64, ok bool) {
 	if len(positions) == 0 {
 		return 0, false
@@ -414,7 +416,17 @@ func consecutive(positions []int64) (lo int64, ok bool) {
 	for _, pos := range positions[1:] {
 		lo, hi = min(lo, pos), max(hi, pos)
 	}
-	return lo, hi-lo == int64(len(positions))-1
+	if hi-lo != int64(len(positions))-1 {
+		return lo, false
+	}
+	seen := make([]bool, len(positions))
+	for _, pos := range positions {
+		if seen[pos-lo] {
+			return lo, false
+		}
+		seen[pos-lo] = true
+	}
+	return lo, true
 }
 
 // readError returns the reading's error, if the events were read at all.
