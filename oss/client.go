@@ -237,8 +237,11 @@ func (c *Client) invoke(ctx context.Context, op string, params map[string]string
 	return body, out.Headers.Get("x-oss-request-id"), nil
 }
 
-// preallocMax is the most readBody allocates on a Content-Length's word.
-const preallocMax = 16 << 20
+// preallocMax is the most readBody allocates on a Content-Length's word:
+// a ListJobs page of 1,000 jobs is about 1.4 MB, and a response that
+// claims more than it sends (it then fails as truncated, and is retried)
+// costs no more than this per attempt.
+const preallocMax = 4 << 20
 
 // readBody reads a response's body in full. OSS says how long it is, and a
 // buffer of that size takes it in one allocation: io.ReadAll's doubling

@@ -290,14 +290,17 @@ const floorListEnv = "OSSJOBWATCH_BENCH_FLOOR_LIST"
 // same listing took 2.2 s instead of 3.8.
 func (e *benchEnv) floorList(b *testing.B) time.Duration {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), floorListEnv+"="+e.sim.Endpoint)
-	out, err := cmd.CombinedOutput()
+	cmd.Env = append(childEnv(), floorListEnv+"="+e.sim.Endpoint)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		b.Fatalf("list floor: %v\n%s", err, out)
+		b.Fatalf("list floor: %v\n%s%s", err, out, stderr.Bytes())
 	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	var jobs int
 	var ns int64
-	if _, err := fmt.Sscanf(string(out), "listed %d jobs in %d ns", &jobs, &ns); err != nil {
+	if _, err := fmt.Sscanf(lines[len(lines)-1], "listed %d jobs in %d ns", &jobs, &ns); err != nil {
 		b.Fatalf("list floor: %v in %q", err, out)
 	}
 	if jobs != benchJobs {
@@ -584,6 +587,27 @@ func startCPUProfile(b *testing.B, name string) (stop func()) {
 	}
 }
 
+// childEnv is the environment of the processes the benchmark times, the
+// sweeps and the list floor alike, so that neither runs under settings the
+// other lacks: PATH, HOME, the runtime's GOMAXPROCS, GOMEMLIMIT and GODEBUG
+// if set, and BENCH_CHILD_X=v as X=v (BENCH_CHILD_GOGC=50 sets GOGC=50 for
+// the children alone; a GOGC of the benchmark's own is not passed on, since
+// the sweep verb chooses its own unless GOGC is set).
+func childEnv() []string {
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	for _, k := range []string{"GOMAXPROCS", "GOMEMLIMIT", "GODEBUG"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	for _, kv := range os.Environ() {
+		if k, ok := strings.CutPrefix(kv, "BENCH_CHILD_"); ok {
+			env = append(env, k)
+		}
+	}
+	return env
+}
+
 // processSweep runs the built binary and returns its peak RSS: its
 // VmHWM, read from /proc every few milliseconds while it runs (VmHWM only
 // grows, so the last reading is the peak but for the last milliseconds).
@@ -592,13 +616,7 @@ func startCPUProfile(b *testing.B, name string) (stop func()) {
 // this process holds a NATS server and 100,000 events.
 func (e *benchEnv) processSweep(b *testing.B, env map[string]string) (string, int64) {
 	cmd := exec.Command(e.bin, "sweep")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	for _, kv := range os.Environ() {
-		// BENCH_CHILD_GOGC=50 sets GOGC=50 for the sweeps alone.
-		if k, ok := strings.CutPrefix(kv, "BENCH_CHILD_"); ok {
-			cmd.Env = append(cmd.Env, k)
-		}
-	}
+	cmd.Env = childEnv()
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
