@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -105,6 +106,9 @@ func (r *Remote) Config() oss.Config {
 		Region:      "cn-hangzhou",
 		Endpoint:    r.Endpoint,
 		Credentials: oss.StaticCredentials(key.AccessKeyID, key.AccessKeySecret, ""),
+		// Unlimited, as the benchmarks' listing floors are: at the default
+		// 20 requests a second, 100 pages take 5 s however fast the rest.
+		Rate: math.Inf(1),
 	}
 }
 
