@@ -6,9 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -17,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ossjobwatch/ossjobwatch/internal/natstest"
+	"github.com/ossjobwatch/ossjobwatch/internal/proctest"
 	"github.com/ossjobwatch/ossjobwatch/store"
 )
 
@@ -171,24 +169,8 @@ func (c cpuUse) since(c0 cpuUse) cpuUse {
 
 // procCPU reads a local process's user and system time from /proc.
 func procCPU(pid int) (time.Duration, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	// Fields after the command (in parentheses, which may hold spaces):
-	// state is field 3, utime 14, stime 15.
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 13 {
-		return 0, false
-	}
-	u, err1 := strconv.ParseInt(f[11], 10, 64)
-	k, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, false
-	}
-	const hz = 100 // USER_HZ on Linux
-	return time.Duration(u+k) * time.Second / hz, true
+	st, err := proctest.Read(pid)
+	return st.CPU(), err == nil
 }
 
 // checkDeliveredAtScale is checkDelivered for hundreds of thousands of

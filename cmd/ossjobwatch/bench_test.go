@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -29,6 +30,7 @@ import (
 	"github.com/ossjobwatch/ossjobwatch/diff"
 	"github.com/ossjobwatch/ossjobwatch/event"
 	"github.com/ossjobwatch/ossjobwatch/internal/natstest"
+	"github.com/ossjobwatch/ossjobwatch/internal/proctest"
 	"github.com/ossjobwatch/ossjobwatch/oss"
 	"github.com/ossjobwatch/ossjobwatch/oss/osssim"
 	"github.com/ossjobwatch/ossjobwatch/oss/osstest"
@@ -73,20 +75,37 @@ type benchEnv struct {
 	bin    string
 	events []event.Event // event-shaped rows: a first sweep's events (see floorEvents)
 
+	pgPID int // the PostgreSQL server's postmaster, whose process tree is PostgreSQL's CPU (0: not local)
+
 	mu      sync.Mutex
 	figures map[string][]time.Duration
+	cpu     map[string][]cpuSpent
 	rss     map[string]int64 // peak RSS in bytes, the largest seen
 	// ratios of the first sweep to the sum of the floors, and of the 1%
 	// sweep to the listing floor, one per round.
 	firstRatios, oneRatios, firstRatiosHere []float64
+	// the first sweep's CPU to the sum of the floors', one per round.
+	cpuRatios []float64
 }
 
 // newBenchEnv starts the simulator and NATS and builds the binary, for the
 // life of b: its sub-benchmarks and the report share them.
 func newBenchEnv(b *testing.B) *benchEnv {
-	e := &benchEnv{figures: map[string][]time.Duration{}, rss: map[string]int64{}}
+	e := &benchEnv{figures: map[string][]time.Duration{}, cpu: map[string][]cpuSpent{}, rss: map[string]int64{}}
 	e.sim = osstest.StartRemote(b)
 	e.nats = natstest.Start(b)
+	// The postmaster of the tests' PostgreSQL server, a backend's parent.
+	st := storetest.NewStore(b)
+	var backend int
+	if err := st.Pool().QueryRow(context.Background(), `SELECT pg_backend_pid()`).Scan(&backend); err != nil {
+		b.Fatal(err)
+	}
+	st.Close()
+	if pg, err := proctest.Read(backend); err == nil {
+		e.pgPID = pg.PPID
+	} else {
+		b.Logf("PostgreSQL's CPU is not measured (its server is not a local process): %v", err)
+	}
 	e.bin = filepath.Join(b.TempDir(), "ossjobwatch")
 	build := exec.Command("go", "build", "-o", e.bin, ".")
 	if out, err := build.CombinedOutput(); err != nil {
@@ -157,6 +176,74 @@ func (e *benchEnv) recordRSS(name string, bytes int64) {
 	e.rss[name] = max(e.rss[name], bytes)
 }
 
+// cpuMark is the CPU time used so far by the processes a figure keeps
+// busy besides its own: PostgreSQL (the server and every backend, ended or
+// not), this process (the NATS server, floor c's client) and the
+// simulator's.
+type cpuMark struct{ pg, here, sim time.Duration }
+
+// cpuSpent is a figure's CPU time: what it ran in a process of its own
+// (the sweep, floor a) and the cpuMarks' differences.
+type cpuSpent struct{ own, pg, here, sim time.Duration }
+
+func (c cpuSpent) total() time.Duration { return c.own + c.pg + c.here + c.sim }
+
+func (e *benchEnv) cpuMark(b *testing.B) cpuMark {
+	var m cpuMark
+	var err error
+	if e.pgPID != 0 {
+		if m.pg, err = proctest.TreeCPU(e.pgPID); err != nil {
+			b.Fatalf("PostgreSQL's CPU: %v", err)
+		}
+	}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	m.here = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	sim, err := proctest.Read(e.sim.PID)
+	if err != nil {
+		b.Fatalf("the simulator's CPU: %v", err)
+	}
+	m.sim = sim.CPU()
+	return m
+}
+
+// recordCPU records the CPU a figure used since from, own being what its
+// own process used.
+func (e *benchEnv) recordCPU(b *testing.B, name string, from cpuMark, own time.Duration) cpuSpent {
+	to := e.cpuMark(b)
+	c := cpuSpent{own: own, pg: to.pg - from.pg, here: to.here - from.here, sim: to.sim - from.sim}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.cpu[name] = append(e.cpu[name], c)
+	return c
+}
+
+// medianCPU is each part's median over a figure's runs.
+func (e *benchEnv) medianCPU(name string) cpuSpent {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	runs := e.cpu[name]
+	if len(runs) == 0 {
+		return cpuSpent{}
+	}
+	part := func(f func(cpuSpent) time.Duration) time.Duration {
+		d := make([]time.Duration, len(runs))
+		for i, c := range runs {
+			d[i] = f(c)
+		}
+		slices.Sort(d)
+		return d[len(d)/2]
+	}
+	return cpuSpent{
+		own:  part(func(c cpuSpent) time.Duration { return c.own }),
+		pg:   part(func(c cpuSpent) time.Duration { return c.pg }),
+		here: part(func(c cpuSpent) time.Duration { return c.here }),
+		sim:  part(func(c cpuSpent) time.Duration { return c.sim }),
+	}
+}
+
 // median of a figure's runs; zero if it was not measured.
 func (e *benchEnv) median(name string) time.Duration {
 	e.mu.Lock()
@@ -190,6 +277,7 @@ func BenchmarkSweepFloors(b *testing.B) {
 		o := one.sweep(b)
 		here := e.floorListHere(b)
 		e.ratios(f, list+cp+pub, o, list, here+cp+pub)
+		e.cpuRatio()
 	}
 	b.StopTimer()
 	e.report(b)
@@ -224,6 +312,16 @@ func (e *benchEnv) ratios(first, floors, one, list, floorsHere time.Duration) {
 	e.firstRatiosHere = append(e.firstRatiosHere, float64(first)/float64(floorsHere))
 }
 
+// cpuRatio records the last round's ratio of the first sweep's CPU to the
+// floors'.
+func (e *benchEnv) cpuRatio() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	last := func(name string) time.Duration { r := e.cpu[name]; return r[len(r)-1].total() }
+	floors := last("floor-list") + last("floor-copy") + last("floor-publish")
+	e.cpuRatios = append(e.cpuRatios, float64(last("first-sweep"))/float64(floors))
+}
+
 func (e *benchEnv) report(b *testing.B) {
 	list, cp, pub := e.median("floor-list"), e.median("floor-copy"), e.median("floor-publish")
 	first, one := e.median("first-sweep"), e.median("one-percent-sweep")
@@ -245,6 +343,18 @@ func (e *benchEnv) report(b *testing.B) {
 	fmt.Fprintf(&w, "    with floor a taken in this process: %s\n", rounds(e.firstRatiosHere))
 	fmt.Fprintf(&w, "  1%%-changed sweep, end to end               %9s  vs a %s\n", ms(one), ms(list))
 	fmt.Fprintf(&w, "    ratio, round by round: %s (target <= 1.30x)\n", rounds(e.oneRatios))
+	cpuLine := func(label, name string) {
+		c := e.medianCPU(name)
+		sec := func(d time.Duration) string { return fmt.Sprintf("%.2f", d.Seconds()) }
+		fmt.Fprintf(&w, "    %-24s %5s %5s %5s %5s = %5s\n", label, sec(c.own), sec(c.pg), sec(c.here), sec(c.sim), sec(c.total()))
+	}
+	fmt.Fprintf(&w, "  CPU seconds, medians:       own    pg  here   sim   total  (own: the figure's process; pg: PostgreSQL; here: this process, NATS; sim: the simulator)\n")
+	cpuLine("floor a", "floor-list")
+	cpuLine("floor b", "floor-copy")
+	cpuLine("floor c", "floor-publish")
+	cpuLine("first sweep", "first-sweep")
+	cpuLine("1%-changed sweep", "one-percent-sweep")
+	fmt.Fprintf(&w, "    first sweep's CPU / floors' CPU, round by round: %s\n", rounds(e.cpuRatios))
 	fmt.Fprintf(&w, "  peak RSS, first sweep                      %6.1f MB  (target <= 150 MB)\n", float64(e.rss["first-sweep"])/1e6)
 	fmt.Fprintf(&w, "  peak RSS, 1%%-changed sweep                 %6.1f MB\n", float64(e.rss["one-percent-sweep"])/1e6)
 	fmt.Print(w.String())
@@ -297,10 +407,12 @@ func (e *benchEnv) floorList(b *testing.B) time.Duration {
 	cmd.Env = append(childEnv(), floorListEnv+"="+e.sim.Endpoint)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
+	from := e.cpuMark(b)
 	out, err := cmd.Output()
 	if err != nil {
 		b.Fatalf("list floor: %v\n%s%s", err, out, stderr.Bytes())
 	}
+	e.recordCPU(b, "floor-list", from, cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime())
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	var jobs int
 	var ns int64
@@ -446,6 +558,7 @@ func (f *floors) copy(b *testing.B, kind string) time.Duration {
 		b.Fatal(err)
 	}
 	b.StartTimer()
+	from := f.e.cpuMark(b)
 	start := time.Now()
 	n, err := f.conn.CopyFrom(ctx, pgx.Identifier{"floor_events"}, cols, pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
 		ev := &events[i]
@@ -455,6 +568,7 @@ func (f *floors) copy(b *testing.B, kind string) time.Duration {
 	if err != nil || n != benchJobs {
 		b.Fatalf("copy: %d rows, %v", n, err)
 	}
+	f.e.recordCPU(b, name, from, 0)
 	f.e.record(name, elapsed)
 	return elapsed
 }
@@ -466,6 +580,7 @@ func (f *floors) publish(b *testing.B) time.Duration {
 	b.StopTimer()
 	freshStream(b, f.js)
 	b.StartTimer()
+	from := f.e.cpuMark(b)
 	start := time.Now()
 	for i := range f.events {
 		ev := &f.events[i]
@@ -484,6 +599,7 @@ func (f *floors) publish(b *testing.B) time.Duration {
 		b.Fatal("acks did not arrive within a minute")
 	}
 	elapsed := time.Since(start)
+	f.e.recordCPU(b, "floor-publish", from, 0)
 	f.e.record("floor-publish", elapsed)
 	if n := f.failed.Load(); n > 0 {
 		b.Fatalf("%d publishes failed", n)
@@ -501,9 +617,10 @@ func freshStream(b *testing.B, js jetstream.JetStream) {
 	}
 }
 
-// sweepFunc runs `ossjobwatch sweep` with env and returns its stdout and
-// its peak RSS in bytes (0 if unknown).
-type sweepFunc func(b *testing.B, env map[string]string) (string, int64)
+// sweepFunc runs `ossjobwatch sweep` with env and returns its stdout, its
+// peak RSS in bytes (0 if unknown) and the CPU time of its process (0 if
+// it ran in this one).
+type sweepFunc func(b *testing.B, env map[string]string) (string, int64, time.Duration)
 
 // sweeper times first sweeps (each of a fresh database and stream) or
 // sweeps after 1% of the jobs changed (of one database, swept once first).
@@ -547,7 +664,7 @@ func (e *benchEnv) newSweeper(b *testing.B, onePercent bool, run sweepFunc) *swe
 		s.name, s.want = "one-percent-sweep", fmt.Sprintf("%d jobs, %d events", benchJobs, benchJobs/100)
 		s.env["OSSJOBWATCH_DATABASE_URL"] = migratedDatabaseURL(b) + os.Getenv("BENCH_DB_SUFFIX")
 		freshStream(b, js)
-		if out, _ := run(b, s.env); !strings.Contains(out, fmt.Sprintf("%d events", benchJobs)) {
+		if out, _, _ := run(b, s.env); !strings.Contains(out, fmt.Sprintf("%d events", benchJobs)) {
 			b.Fatalf("first sweep: %s", out)
 		}
 	}
@@ -565,9 +682,11 @@ func (s *sweeper) sweep(b *testing.B) time.Duration {
 	}
 	b.StartTimer()
 	stopProfile := startCPUProfile(b, s.name)
+	from := s.e.cpuMark(b)
 	start := time.Now()
-	out, rss := s.run(b, s.env)
+	out, rss, own := s.run(b, s.env)
 	elapsed := time.Since(start)
+	s.e.recordCPU(b, s.name, from, own)
 	stopProfile()
 	if !strings.Contains(out, s.want) || !strings.Contains(out, "; 0 pending in the outbox") {
 		b.Fatalf("sweep: want %q published, got:\n%s", s.want, out)
@@ -639,7 +758,7 @@ func childEnv() []string {
 // getrusage's maxrss of a child will not do: Linux hands a child started
 // with vfork, as Go starts them, the parent's high-water mark at exec, and
 // this process holds a NATS server and 100,000 events.
-func (e *benchEnv) processSweep(b *testing.B, env map[string]string) (string, int64) {
+func (e *benchEnv) processSweep(b *testing.B, env map[string]string) (string, int64, time.Duration) {
 	cmd := exec.Command(e.bin, "sweep")
 	cmd.Env = childEnv()
 	for k, v := range env {
@@ -675,7 +794,7 @@ func (e *benchEnv) processSweep(b *testing.B, env map[string]string) (string, in
 	if os.Getenv("BENCH_SHOW_STDERR") != "" {
 		b.Logf("stderr:\n%s", stderr.String())
 	}
-	return stdout.String(), peak.Load()
+	return stdout.String(), peak.Load(), cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 }
 
 // vmHWM reads the VmHWM line of a /proc status file, in kB; 0 if the
@@ -697,7 +816,7 @@ func vmHWM(path string) int64 {
 }
 
 // inProcessSweep runs the verb in this process.
-func (e *benchEnv) inProcessSweep(b *testing.B, env map[string]string) (string, int64) {
+func (e *benchEnv) inProcessSweep(b *testing.B, env map[string]string) (string, int64, time.Duration) {
 	for k, v := range env {
 		if strings.HasPrefix(k, "ALIBABA_") {
 			b.Setenv(k, v)
@@ -707,5 +826,5 @@ func (e *benchEnv) inProcessSweep(b *testing.B, env map[string]string) (string, 
 	if code := run([]string{"sweep"}, func(k string) string { return env[k] }, &stdout, &stderr); code != exitOK {
 		b.Fatalf("ossjobwatch sweep: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
 	}
-	return stdout.String(), 0
+	return stdout.String(), 0, 0
 }

@@ -66,6 +66,8 @@ func ServeRemote() {
 type Remote struct {
 	// Endpoint is the simulator's URL.
 	Endpoint string
+	// PID is the simulator process's, to read its CPU time.
+	PID int
 	in       io.Writer
 	out      *bufio.Reader
 	round    int
@@ -89,7 +91,7 @@ func StartRemote(tb testing.TB) *Remote {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { stdin.Close(); _ = cmd.Wait() })
-	r := &Remote{in: stdin, out: bufio.NewReader(stdout)}
+	r := &Remote{in: stdin, out: bufio.NewReader(stdout), PID: cmd.Process.Pid}
 	addr, err := r.out.ReadString('\n')
 	if err != nil || strings.HasPrefix(addr, "error") {
 		tb.Fatalf("simulator helper: %q, %v", addr, err)
