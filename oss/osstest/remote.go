@@ -67,10 +67,10 @@ type Remote struct {
 	// Endpoint is the simulator's URL.
 	Endpoint string
 	// PID is the simulator process's, to read its CPU time.
-	PID int
-	in       io.Writer
-	out      *bufio.Reader
-	round    int
+	PID   int
+	in    io.Writer
+	out   *bufio.Reader
+	round int
 }
 
 // StartRemote runs the test binary again with RemoteEnv set and waits for
