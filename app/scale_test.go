@@ -215,7 +215,8 @@ func runScale(tb testing.TB, c scaleConfig) scaleReport {
 
 	// Observation: every target swept c.observe more times by its holder.
 	from := time.Now()
-	cpu0 := readCPU(tb, st)
+	pgPID := storetest.ServerPID(tb)
+	cpu0 := readCPU(tb, pgPID)
 	mon.reset()
 	var until time.Time
 	log.waitFor(tb, fmt.Sprintf("%d sweeps of every target", c.observe), generous+time.Duration(c.observe)*c.period*4, func(recs []sweepRecord) bool {
@@ -233,7 +234,7 @@ func runScale(tb testing.TB, c scaleConfig) scaleReport {
 		until = time.Now()
 		return true
 	})
-	report.cpu = readCPU(tb, st).since(cpu0)
+	report.cpu = readCPU(tb, pgPID).since(cpu0)
 	report.conns = mon.peaks()
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		report.load = strings.Join(strings.Fields(string(b))[:3], " ")

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -109,12 +108,12 @@ func (m *connMonitor) peaks() connPeaks {
 }
 
 // cpuUse is CPU time: this process's (replicas, simulators, NATS server,
-// test), and PostgreSQL's, summed over its processes by /proc (pg is -1
-// where that cannot be read, as with a remote test database).
+// test), and PostgreSQL's, the server's whole process tree by /proc,
+// backends that ended included (pg is -1 where that cannot be read, as
+// with a remote test database).
 type cpuUse struct {
 	process time.Duration
 	pg      time.Duration
-	pgPIDs  map[int]time.Duration
 }
 
 func (c cpuUse) pgCores(window time.Duration) string {
@@ -124,53 +123,29 @@ func (c cpuUse) pgCores(window time.Duration) string {
 	return fmt.Sprintf("%.2f cores", c.pg.Seconds()/window.Seconds())
 }
 
-func readCPU(tb testing.TB, st *store.Store) cpuUse {
+// readCPU reads the CPU used so far; pgPID is storetest.ServerPID's.
+func readCPU(tb testing.TB, pgPID int) cpuUse {
 	tb.Helper()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		tb.Fatal(err)
-	}
-	c := cpuUse{process: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), pgPIDs: map[int]time.Duration{}}
-	// Every server process: the backends of every database and the
-	// background workers.
-	rows, err := st.Pool().Query(tb.Context(), `SELECT pid FROM pg_stat_activity`)
+	self, err := proctest.Self()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var pid int
-		if err := rows.Scan(&pid); err != nil {
+	c := cpuUse{process: self, pg: -1}
+	if pgPID != 0 {
+		if c.pg, err = proctest.TreeCPU(pgPID); err != nil {
 			tb.Fatal(err)
 		}
-		t, ok := procCPU(pid)
-		if !ok {
-			c.pg = -1
-			return c
-		}
-		c.pgPIDs[pid] = t
 	}
 	return c
 }
 
-// since is the CPU used from c0 to c; PostgreSQL processes that started or
-// ended in between count for what /proc shows of them.
+// since is the CPU used from c0 to c.
 func (c cpuUse) since(c0 cpuUse) cpuUse {
-	d := cpuUse{process: c.process - c0.process}
-	if c.pg < 0 || c0.pg < 0 {
-		d.pg = -1
-		return d
-	}
-	for pid, t := range c.pgPIDs {
-		d.pg += t - c0.pgPIDs[pid]
+	d := cpuUse{process: c.process - c0.process, pg: -1}
+	if c.pg >= 0 && c0.pg >= 0 {
+		d.pg = c.pg - c0.pg
 	}
 	return d
-}
-
-// procCPU reads a local process's user and system time from /proc.
-func procCPU(pid int) (time.Duration, bool) {
-	st, err := proctest.Read(pid)
-	return st.CPU(), err == nil
 }
 
 // checkDeliveredAtScale is checkDelivered for hundreds of thousands of

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/xml"
 	"fmt"
@@ -16,7 +17,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -94,17 +94,8 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	e := &benchEnv{figures: map[string][]time.Duration{}, cpu: map[string][]cpuSpent{}, rss: map[string]int64{}}
 	e.sim = osstest.StartRemote(b)
 	e.nats = natstest.Start(b)
-	// The postmaster of the tests' PostgreSQL server, a backend's parent.
-	st := storetest.NewStore(b)
-	var backend int
-	if err := st.Pool().QueryRow(context.Background(), `SELECT pg_backend_pid()`).Scan(&backend); err != nil {
-		b.Fatal(err)
-	}
-	st.Close()
-	if pg, err := proctest.Read(backend); err == nil {
-		e.pgPID = pg.PPID
-	} else {
-		b.Logf("PostgreSQL's CPU is not measured (its server is not a local process): %v", err)
+	if e.pgPID = storetest.ServerPID(b); e.pgPID == 0 {
+		b.Logf("PostgreSQL's CPU is not measured: its server is not a process of this machine")
 	}
 	e.bin = filepath.Join(b.TempDir(), "ossjobwatch")
 	build := exec.Command("go", "build", "-o", e.bin, ".")
@@ -196,11 +187,9 @@ func (e *benchEnv) cpuMark(b *testing.B) cpuMark {
 			b.Fatalf("PostgreSQL's CPU: %v", err)
 		}
 	}
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	if m.here, err = proctest.Self(); err != nil {
 		b.Fatal(err)
 	}
-	m.here = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	sim, err := proctest.Read(e.sim.PID)
 	if err != nil {
 		b.Fatalf("the simulator's CPU: %v", err)
@@ -233,8 +222,7 @@ func (e *benchEnv) medianCPU(name string) cpuSpent {
 		for i, c := range runs {
 			d[i] = f(c)
 		}
-		slices.Sort(d)
-		return d[len(d)/2]
+		return medianOf(d)
 	}
 	return cpuSpent{
 		own:  part(func(c cpuSpent) time.Duration { return c.own }),
@@ -248,12 +236,10 @@ func (e *benchEnv) medianCPU(name string) cpuSpent {
 func (e *benchEnv) median(name string) time.Duration {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	d := slices.Clone(e.figures[name])
-	if len(d) == 0 {
+	if len(e.figures[name]) == 0 {
 		return 0
 	}
-	slices.Sort(d)
-	return d[len(d)/2]
+	return medianOf(e.figures[name])
 }
 
 // BenchmarkSweepFloors measures, round after round, the floors, the first
@@ -317,7 +303,10 @@ func (e *benchEnv) ratios(first, floors, one, list, floorsHere time.Duration) {
 func (e *benchEnv) cpuRatio() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	last := func(name string) time.Duration { r := e.cpu[name]; return r[len(r)-1].total() }
+	last := func(name string) time.Duration {
+		r := e.cpu[name]
+		return r[len(r)-1].total()
+	}
 	floors := last("floor-list") + last("floor-copy") + last("floor-publish")
 	e.cpuRatios = append(e.cpuRatios, float64(last("first-sweep"))/float64(floors))
 }
@@ -365,7 +354,7 @@ func (e *benchEnv) report(b *testing.B) {
 }
 
 // medianOf returns the median of r (the upper one of an even count).
-func medianOf(r []float64) float64 {
+func medianOf[T cmp.Ordered](r []T) T {
 	r = slices.Clone(r)
 	slices.Sort(r)
 	return r[len(r)/2]

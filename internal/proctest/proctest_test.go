@@ -15,6 +15,9 @@ func TestReadSelf(t *testing.T) {
 	if st.PPID != os.Getppid() {
 		t.Errorf("PPID = %d, want %d", st.PPID, os.Getppid())
 	}
+	if self, err := Self(); err != nil || self <= 0 {
+		t.Errorf("Self() = %s, %v; want some CPU time", self, err)
+	}
 }
 
 // TestTreeCPUCountsExitedChildren: a child's CPU stays in its parent's

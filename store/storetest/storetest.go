@@ -37,8 +37,6 @@
 package storetest
 
 import (
-	"github.com/ossjobwatch/ossjobwatch/internal/pgtemp"
-
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -57,6 +55,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/ossjobwatch/ossjobwatch/internal/pgtemp"
 	"github.com/ossjobwatch/ossjobwatch/migrations"
 	"github.com/ossjobwatch/ossjobwatch/store"
 )
@@ -153,6 +152,18 @@ func NewStore(tb testing.TB) *store.Store {
 	}
 	tb.Cleanup(s.Close) // cleanups run last first: before newDatabase's drop
 	return s
+}
+
+// ServerPID returns the process id of the throwaway PostgreSQL server (its
+// postmaster, every backend's parent), for benchmarks that read its CPU
+// time with proctest.TreeCPU; 0 if the tests use a server of
+// OSSJOBWATCH_TEST_DATABASE_URL instead.
+func ServerPID(tb testing.TB) int {
+	tb.Helper()
+	if e := getEnv(tb); e.server != nil {
+		return e.server.PID()
+	}
+	return 0
 }
 
 func getEnv(tb testing.TB) *testEnv {

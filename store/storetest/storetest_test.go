@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"github.com/ossjobwatch/ossjobwatch/internal/pgtemp"
+	"github.com/ossjobwatch/ossjobwatch/internal/proctest"
 
 	"bufio"
 	"context"
@@ -90,6 +91,27 @@ func TestWithDatabase(t *testing.T) {
 		if err != nil || got != tt.want {
 			t.Errorf("withDatabase(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
 		}
+	}
+}
+
+// TestServerPIDIsTheBackendsParent: ServerPID names the postmaster, whose
+// process tree holds every backend.
+func TestServerPIDIsTheBackendsParent(t *testing.T) {
+	t.Parallel()
+	pid := ServerPID(t)
+	if pid == 0 {
+		t.Skipf("%s names the server: it is not ours", EnvDatabaseURL)
+	}
+	var backend int
+	if err := NewStore(t).Pool().QueryRow(t.Context(), `SELECT pg_backend_pid()`).Scan(&backend); err != nil {
+		t.Fatal(err)
+	}
+	st, err := proctest.Read(backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.PPID != pid {
+		t.Errorf("backend %d's parent is %d, ServerPID says %d", backend, st.PPID, pid)
 	}
 }
 
