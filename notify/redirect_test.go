@@ -42,7 +42,7 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 				if typ == notify.TypeWebhook {
 					rc.Secret = "whsec_c2VjcmV0c2VjcmV0"
 				}
-				s, err := notify.NewSender(rc, http.DefaultClient, nil)
+				s, err := notify.NewSender(rc, nil, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -70,7 +70,9 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 func TestRedirectsNotFollowedWithCallersClient(t *testing.T) {
 	t.Parallel()
 	followed := false
-	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { followed = true; return nil }}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	t.Cleanup(tr.CloseIdleConnections)
+	hc := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { followed = true; return nil }}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/elsewhere", http.StatusFound)
 	}))

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -340,7 +339,7 @@ func TestWebhookTakesNoDigest(t *testing.T) {
 	if notify.Digestible("webhook") || !notify.Digestible("dingtalk") || !notify.Digestible("slack") {
 		t.Fatal("Digestible")
 	}
-	s, _ := notify.NewSender(notify.ReceiverConfig{Name: "w", Type: "webhook", URL: "http://127.0.0.1:1/"}, http.DefaultClient, nil)
+	s, _ := notify.NewSender(notify.ReceiverConfig{Name: "w", Type: "webhook", URL: "http://127.0.0.1:1/"}, nil, nil)
 	ev := failedEvent(t)
 	_, err := s.Send(context.Background(), notify.Message{Events: []notify.Event{ev, ev}})
 	var se *notify.SendError

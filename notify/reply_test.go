@@ -164,7 +164,7 @@ func TestTransportErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s, err := notify.NewSender(notify.ReceiverConfig{Name: "ops-dingtalk", Type: "dingtalk", URL: tc.url, Secret: "SECsecret-value-42"}, http.DefaultClient, nil)
+			s, err := notify.NewSender(notify.ReceiverConfig{Name: "ops-dingtalk", Type: "dingtalk", URL: tc.url, Secret: "SECsecret-value-42"}, nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -190,7 +190,7 @@ func TestTransportErrors(t *testing.T) {
 	}
 	t.Run("canceled", func(t *testing.T) {
 		t.Parallel()
-		s, _ := notify.NewSender(notify.ReceiverConfig{Name: "r", Type: "slack", URL: slow.URL + "/services/T/B/" + token}, http.DefaultClient, nil)
+		s, _ := notify.NewSender(notify.ReceiverConfig{Name: "r", Type: "slack", URL: slow.URL + "/services/T/B/" + token}, nil, nil)
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(50*time.Millisecond, cancel)
 		_, err := s.Send(ctx, notify.Message{Events: []notify.Event{notify.SampleEvent(time.Now())}})

@@ -32,7 +32,8 @@ const replyBodyChars = 512
 // the request of rc.Type (see the contract's Notifications table) with hc
 // and judges the platform's answer. now is the clock of the signatures'
 // timestamps; nil means time.Now. hc nil means a client with
-// DefaultRequestTimeout. A Sender is safe for concurrent use.
+// DefaultRequestTimeout and a connection pool of the Sender's own. A Sender
+// is safe for concurrent use.
 func NewSender(rc ReceiverConfig, hc *http.Client, now func() time.Time) (Sender, error) {
 	if rc.Name == "" {
 		return nil, errors.New("receiver: empty name")
@@ -46,7 +47,7 @@ func NewSender(rc ReceiverConfig, hc *http.Client, now func() time.Time) (Sender
 		return nil, fmt.Errorf("receiver %s: url is not an absolute http(s) URL", rc.Name)
 	}
 	if hc == nil {
-		hc = &http.Client{Timeout: DefaultRequestTimeout}
+		hc = &http.Client{Transport: ownTransport(), Timeout: DefaultRequestTimeout}
 	}
 	hc = noRedirects(hc)
 	if now == nil {
@@ -82,6 +83,19 @@ func NewSender(rc ReceiverConfig, hc *http.Client, now func() time.Time) (Sender
 // would turn the POST into a bodiless GET whose 2xx looks like a delivery,
 // and a 307/308 would forward the signed body to a host nobody configured.
 // A redirect is answered as a failure (see httpError).
+// ownTransport returns a copy of http.DefaultTransport (its proxy settings,
+// timeouts and pool sizes) with a pool of its own. Whoever calls
+// CloseIdleConnections on the shared DefaultTransport (httptest.Server's
+// Close does; so do some libraries) may close the connection a POST has
+// just taken from the pool, and net/http does not retry a POST: the
+// notification would fail, and its retry might post it twice.
+func ownTransport() http.RoundTripper {
+	if t, ok := http.DefaultTransport.(*http.Transport); ok {
+		return t.Clone()
+	}
+	return http.DefaultTransport
+}
+
 func noRedirects(hc *http.Client) *http.Client {
 	c := *hc
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

@@ -3,7 +3,11 @@ package notify_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,7 +36,7 @@ func TestSendersAgainstFakes(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			fake := mk(t)
-			s, err := notify.NewSender(fake.Receiver("r-"+name), http.DefaultClient, nil)
+			s, err := notify.NewSender(fake.Receiver("r-"+name), nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -61,7 +65,7 @@ func TestWrongSecretIsSignatureError(t *testing.T) {
 	for _, fake := range []*notifytest.Server{notifytest.NewDingTalk(t, "SECright"), notifytest.NewFeishu(t, "right")} {
 		rc := fake.Receiver("wrong")
 		rc.Secret = "SECwrong-secret"
-		s, err := notify.NewSender(rc, http.DefaultClient, nil)
+		s, err := notify.NewSender(rc, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -70,5 +74,40 @@ func TestWrongSecretIsSignatureError(t *testing.T) {
 		if !errors.As(err, &se) || se.Reason != "signature" || !se.Slow {
 			t.Fatalf("%s: got %v, want a slow signature error", fake.Type, err)
 		}
+	}
+}
+
+// TestDefaultClientKeepsItsOwnPool: with no client given, a Sender's
+// connections are its own. Closing http.DefaultTransport's idle
+// connections (httptest.Server's Close does, and so may any library in the
+// same program) must not touch them: net/http does not retry a POST whose
+// connection broke, so a shared pool can fail a notification mid-flight.
+func TestDefaultClientKeepsItsOwnPool(t *testing.T) {
+	t.Parallel()
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_, _ = io.WriteString(w, "ok")
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	s, err := notify.NewSender(notify.ReceiverConfig{Name: "r", Type: "slack", URL: srv.URL + "/services/T/B/x"}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := notify.Message{Events: []notify.Event{notify.SampleEvent(time.Now())}}
+	for i := range 3 {
+		if _, err := s.Send(context.Background(), m); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+		http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("3 sends opened %d connections, want 1: the Sender shares http.DefaultTransport's pool", n)
 	}
 }
