@@ -83,23 +83,25 @@ func NewSender(rc ReceiverConfig, hc *http.Client, now func() time.Time) (Sender
 // would turn the POST into a bodiless GET whose 2xx looks like a delivery,
 // and a 307/308 would forward the signed body to a host nobody configured.
 // A redirect is answered as a failure (see httpError).
+func noRedirects(hc *http.Client) *http.Client {
+	c := *hc
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &c
+}
+
 // ownTransport returns a copy of http.DefaultTransport (its proxy settings,
-// timeouts and pool sizes) with a pool of its own. Whoever calls
+// timeouts, HTTP/2 and pool sizes) with a pool of its own. Whoever calls
 // CloseIdleConnections on the shared DefaultTransport (httptest.Server's
-// Close does; so do some libraries) may close the connection a POST has
-// just taken from the pool, and net/http does not retry a POST: the
-// notification would fail, and its retry might post it twice.
+// Close does; so do some libraries) can break a request in flight: after
+// a reply without a body (a 204, a redirect) net/http puts the connection
+// back in the pool a moment before it hands the reply over. It does not
+// retry a POST, so the notification would fail, and its retry would post
+// it again.
 func ownTransport() http.RoundTripper {
 	if t, ok := http.DefaultTransport.(*http.Transport); ok {
 		return t.Clone()
 	}
 	return http.DefaultTransport
-}
-
-func noRedirects(hc *http.Client) *http.Client {
-	c := *hc
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &c
 }
 
 // Digestible reports whether a receiver type may get a digest, one request
