@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ossjobwatch/ossjobwatch/notify"
+	"github.com/ossjobwatch/ossjobwatch/notify/notifytest"
 )
 
 // TestRedirectsAreNotFollowed: a receiver answering 3xx is a failure that
@@ -70,9 +71,8 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 func TestRedirectsNotFollowedWithCallersClient(t *testing.T) {
 	t.Parallel()
 	followed := false
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	t.Cleanup(tr.CloseIdleConnections)
-	hc := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { followed = true; return nil }}
+	hc := notifytest.Client(t)
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { followed = true; return nil }
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/elsewhere", http.StatusFound)
 	}))

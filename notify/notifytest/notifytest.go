@@ -159,6 +159,17 @@ func (s *Server) Receiver(name string) notify.ReceiverConfig {
 	return notify.ReceiverConfig{Name: name, Type: s.typ, URL: s.url, Secret: s.secret}
 }
 
+// Client returns an HTTP client with a connection pool of its own, closed
+// when tb ends, for tests that pass their own client to notify.NewSender.
+// On http.DefaultTransport, another parallel test's httptest.Server.Close,
+// which closes that transport's idle connections, can break a request whose
+// reply has no body (a 204, a redirect), and a POST is not retried.
+func Client(tb testing.TB) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tb.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
+}
+
 // Close shuts the server down (tests' cleanup does it too).
 func (s *Server) Close() { s.srv.Close() }
 

@@ -78,13 +78,8 @@ func TestSlowFault(t *testing.T) {
 	t.Parallel()
 	fake := notifytest.NewWebhook(t, "")
 	fake.Inject(notifytest.Fault{Kind: notifytest.Slow, Count: 1, Delay: time.Minute})
-	// A transport of its own: the webhook fake answers 204, and a
-	// bodiless reply's connection goes back to the pool before the
-	// response is handed over, where another test's httptest.Server.Close
-	// (which closes http.DefaultTransport's idle connections) could break it.
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	t.Cleanup(tr.CloseIdleConnections)
-	hc := &http.Client{Transport: tr, Timeout: 100 * time.Millisecond}
+	hc := notifytest.Client(t) // not DefaultTransport: the fake answers 204
+	hc.Timeout = 100 * time.Millisecond
 	if got := reason(send(t, fake, hc, notify.SampleEvent(time.Now()))); got != "timeout" {
 		t.Fatalf("got %q, want timeout", got)
 	}
