@@ -315,10 +315,12 @@ func (p *Poller) Sweep(ctx context.Context, t Target, mode Mode) (Result, error)
 	l := &listingOf{jobs: listing, startedAt: listedAt, endedAt: endedAt, bad: bad, hot: res.Hot, details: details}
 	listing = nil // l holds it, and may let it go (see apply)
 	for attempt := 1; ; attempt++ {
+		// A first sweep written in parts may have committed some before
+		// an error: its events count too.
 		written, err := p.apply(ctx, t, ts, l, &res, log)
+		res.Events += written
 		switch {
 		case err == nil:
-			res.Events = written
 			res.Statuses = statuses
 			res.Duration = p.cfg.NowFunc().Sub(started)
 			log.Info("sweep applied", "mode", mode, "pages", res.Pages, "jobs", res.Jobs, "described", res.Described,
@@ -431,7 +433,9 @@ type listingOf struct {
 }
 
 // apply reads the snapshots (unless this process applied the last sweep
-// and still holds them), diffs, enriches and writes.
+// and still holds them), diffs, enriches and writes. It returns how many
+// events it wrote, with an error too when parts of a first sweep written in
+// parts committed before it (see store.Store.ApplySweep).
 func (p *Poller) apply(ctx context.Context, t Target, ts *targetState, l *listingOf, res *Result, log *slog.Logger) (int, error) {
 	if l.jobs == nil && l.copiedTo != nil {
 		// An apply let the listing go, then failed: take it back.
@@ -518,7 +522,7 @@ func (p *Poller) apply(ctx context.Context, t Target, ts *targetState, l *listin
 		Held:           held,
 	})
 	if err != nil {
-		return 0, err
+		return written, err
 	}
 	res.Snapshots = len(d.Snapshots)
 	res.EventsByKind = map[diff.Kind]int{}

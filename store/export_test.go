@@ -21,3 +21,11 @@ const SnapshotChunk = snapshotChunk
 func UpsertUnnest(ctx context.Context, s *Store, a Apply) error {
 	return s.WithTx(ctx, func(tx pgx.Tx) error { return upsertUnnest(ctx, tx, a, a.Snapshots) })
 }
+
+// FirstSweepPart is how many jobs one part of a first sweep written in
+// parts holds.
+const FirstSweepPart = firstSweepPart
+
+// AfterPart makes s run fn between the parts of a sweep written in parts,
+// after part n committed.
+func AfterPart(s *Store, fn func(ctx context.Context, n int) error) { s.afterPart = fn }

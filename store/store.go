@@ -100,6 +100,9 @@ type Store struct {
 	pool             *pgxpool.Pool
 	lockTimeout      time.Duration
 	statementTimeout time.Duration
+	// afterPart, if set (by tests), runs between the parts of a sweep
+	// written in parts, after part n committed; an error ends the apply.
+	afterPart func(ctx context.Context, n int) error
 }
 
 // Open connects to the database at databaseURL (a postgres:// URL or a

@@ -36,8 +36,8 @@ var (
 
 // TargetState is what the store knows of a target's applied sweeps.
 type TargetState struct {
-	// Baselined is false until a sweep of the target was applied: the next
-	// one is then its baseline.
+	// Baselined is false until a sweep of the target was applied whole:
+	// the next one is then its baseline.
 	Baselined bool
 	// LastSweepID is the sweep applied last; the version of the snapshots.
 	LastSweepID string
@@ -71,9 +71,10 @@ func (h HeldRemovals) IsZero() bool { return h.Since.IsZero() }
 // Stale reports whether a listing that began at listedAt must be refused
 // because it may be older than the listing applied last: it began before
 // that one ended (or, for state written before listing ends were kept, not
-// after it began).
+// after it began). A listing applied in part (the first parts of a sweep
+// written in parts) counts as applied.
 func (st TargetState) Stale(listedAt time.Time) bool {
-	return st.Baselined && (!listedAt.After(st.LastListedAt) || listedAt.Before(st.LastListingEndedAt))
+	return !st.LastListedAt.IsZero() && (!listedAt.After(st.LastListedAt) || listedAt.Before(st.LastListingEndedAt))
 }
 
 // TargetState reads a target's state; a target never swept has the zero
@@ -247,8 +248,10 @@ type SweepRecord struct {
 	Hot        bool
 	Pages      int
 	JobsListed int
-	Events     int
-	Complete   bool
+	// Events are added to the events the record counts already: those a
+	// sweep written in parts wrote before its last part.
+	Events   int
+	Complete bool
 	// Err is why the sweep failed; empty on success.
 	Err string
 }
@@ -279,7 +282,7 @@ func finishSweep(ctx context.Context, db execer, rec SweepRecord) error {
 		errText = &rec.Err
 	}
 	tag, err := db.Exec(ctx, `
-		UPDATE sweeps SET finished_at = clock_timestamp(), pages = $2, jobs_listed = $3, events = $4, complete = $5, error = $6,
+		UPDATE sweeps SET finished_at = clock_timestamp(), pages = $2, jobs_listed = $3, events = events + $4, complete = $5, error = $6,
 		                  mode = CASE WHEN $7 THEN 'hot' ELSE 'full' END
 		WHERE id = $1 AND finished_at IS NULL`, rec.ID, rec.Pages, rec.JobsListed, rec.Events, rec.Complete, errText, rec.Hot)
 	if err != nil {
@@ -321,70 +324,224 @@ type Apply struct {
 	Held HeldRemovals
 }
 
-// ApplySweep writes a sweep's snapshots, events and record in one
-// transaction, fenced per target: a transaction-scoped advisory lock orders
-// concurrent applies of one target, the stored listing time refuses stale
-// listings, and the stored sweep id refuses snapshots read before another
-// apply. It returns how many events it wrote.
+// ApplySweep writes a sweep's snapshots, events and record, fenced per
+// target: a transaction-scoped advisory lock orders concurrent applies of
+// one target, the stored listing time refuses stale listings, and the
+// stored sweep id refuses snapshots read before another apply. It returns
+// how many events it wrote.
+//
+// A sweep is one transaction, except the first sweep of a target with more
+// than firstSweepPart jobs: its jobs are written in parts of that many, in
+// job id order, each part with its events in a transaction of its own (see
+// firstSweepPart). On an error after a part committed, ApplySweep returns
+// the events the committed parts wrote, with the error.
 func (s *Store) ApplySweep(ctx context.Context, a Apply) (int, error) {
+	var events eventSource
+	if a.Events != nil {
+		next, stop := iter.Pull2(a.Events)
+		defer stop()
+		events.next = next
+	}
+	p := &applyPart{Apply: a, events: &events}
+	written := 0
+	for ; ; p.n++ {
+		n, err := s.applyPart(ctx, p)
+		written += n
+		if err != nil {
+			return written, s.describeTimeout(err)
+		}
+		if p.last {
+			return written, nil
+		}
+		if s.afterPart != nil {
+			if err := s.afterPart(ctx, p.n); err != nil {
+				return written, err
+			}
+		}
+	}
+}
+
+// firstSweepPart is how many jobs one transaction of a large first sweep
+// writes. Such a sweep has a snapshot and a discovered event for every job,
+// and applied in one transaction it kept one database backend busy for
+// seconds with nothing to publish until the commit (at 100,000 jobs, 3.5-4.8
+// s of writing, then 2.3-2.7 s of publishing). In parts, the relay publishes
+// each part while the next is written. Each part holds its jobs' snapshots
+// with their events, so the promise that an event commits with the snapshot
+// that caused it holds, and each part moves the target's version on (its
+// last_sweep_id, and the listing times that fence stale listings), so that
+// a sweep applied between two parts makes the next part fail with
+// ErrConflict rather than write over it. The target is baselined by the last
+// part only: should a part fail, the next sweep diffs against the parts
+// that committed, and its events for the jobs left are baseline
+// discoveries, as the whole first sweep's would have been.
+const firstSweepPart = 10000
+
+// applyPart is one transaction of ApplySweep.
+type applyPart struct {
+	Apply
+	events *eventSource
+	// n counts the parts from 0; done is how many snapshots the parts
+	// before wrote.
+	n, done int
+	// split: the target had no rows and the sweep more than
+	// firstSweepPart snapshots, so it is written in parts. Decided by part
+	// 0.
+	split bool
+	// last: this part is the sweep's last (set by applyPart).
+	last bool
+}
+
+// applyPart writes the next part of p's sweep in a transaction and returns
+// how many events it wrote.
+func (s *Store) applyPart(ctx context.Context, p *applyPart) (int, error) {
 	var written int
 	err := s.WithTx(ctx, func(tx pgx.Tx) error {
+		written = 0
 		if err := s.boundTx(ctx, tx); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('ossjobwatch.target:' || $1, 0))`, a.Target); err != nil {
-			return fmt.Errorf("lock target %s: %w", a.Target, err)
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('ossjobwatch.target:' || $1, 0))`, p.Target); err != nil {
+			return fmt.Errorf("lock target %s: %w", p.Target, err)
 		}
-		st, err := targetState(ctx, tx, a.Target, true)
+		st, err := targetState(ctx, tx, p.Target, true)
 		if err != nil {
 			return err
 		}
-		if st.Stale(a.ListedAt) {
+		fresh := p.n > 0 // a later part's jobs are new: the first found none
+		switch {
+		case p.n > 0:
+			if st.LastSweepID != p.SweepID {
+				// Another sweep was applied after this one's last part.
+				return ErrConflict
+			}
+		case st.Stale(p.ListedAt):
 			return ErrStale
-		}
-		if st.LastSweepID != a.Expect {
+		case st.LastSweepID != p.Expect:
 			return ErrConflict
+		case len(p.Snapshots) > snapshotChunk:
+			if err := tx.QueryRow(ctx, `SELECT NOT EXISTS (SELECT 1 FROM jobs WHERE target = $1)`, p.Target).Scan(&fresh); err != nil {
+				return fmt.Errorf("write %d snapshots of target %s: %w", len(p.Snapshots), p.Target, err)
+			}
+			p.split = fresh && len(p.Snapshots) > firstSweepPart
 		}
-		if err := writeSnapshots(ctx, tx, a); err != nil {
+		snaps, through := p.Snapshots[p.done:], ""
+		if p.split && len(snaps) > firstSweepPart {
+			snaps = snaps[:firstSweepPart]
+			through = snaps[len(snaps)-1].Job.ID
+		}
+		last := through == ""
+		if err := writeSnapshots(ctx, tx, p.Apply, snaps, fresh); err != nil {
 			return err
 		}
-		if written, err = insertEvents(ctx, tx, a); err != nil {
+		if written, err = insertEvents(ctx, tx, p.Apply, p.events.through(through, p.split)); err != nil {
 			return err
 		}
-		var heldSince, heldDigest, heldCount any
-		if !a.Held.IsZero() {
-			heldSince, heldDigest, heldCount = a.Held.Since, a.Held.Digest, a.Held.Count
-		}
-		var fullAt any
-		if !a.Record.Hot {
-			fullAt = a.ListedAt
-		}
-		if _, err := tx.Exec(ctx, `
-			INSERT INTO targets (target, baseline_done, last_listed_at, last_listing_ended_at, last_sweep_id,
-			                     removals_held_since, removals_held_digest, removals_held_count, last_full_listed_at)
-			VALUES ($1, true, $2, $3, $4, $5, $6, $7, $8)
-			ON CONFLICT (target) DO UPDATE SET baseline_done = true, last_listed_at = $2, last_listing_ended_at = $3,
-				last_sweep_id = $4, removals_held_since = $5, removals_held_digest = $6, removals_held_count = $7,
-				last_full_listed_at = coalesce($8, targets.last_full_listed_at)`,
-			a.Target, a.ListedAt, timeOrNull(a.ListingEndedAt), a.SweepID, heldSince, heldDigest, heldCount, fullAt); err != nil {
-			return fmt.Errorf("record state of target %s: %w", a.Target, err)
-		}
-		rec := a.Record
-		rec.ID, rec.Events, rec.Complete = a.SweepID, written, rec.Err == ""
-		if err := finishSweep(ctx, tx, rec); err != nil {
+		if last {
+			if err := finishApply(ctx, tx, p.Apply, written); err != nil {
+				return err
+			}
+		} else if err := advanceApply(ctx, tx, p.Apply, written); err != nil {
 			return err
 		}
 		if written > 0 {
-			if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, OutboxChannel, a.Target); err != nil {
+			if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, OutboxChannel, p.Target); err != nil {
 				return fmt.Errorf("notify the relay: %w", err)
 			}
 		}
+		p.done += len(snaps)
+		p.last = last
 		return nil
 	})
 	if err != nil {
-		return 0, s.describeTimeout(err)
+		return 0, err
 	}
 	return written, nil
+}
+
+// finishApply records the target's state after the sweep's last part, and
+// the sweep's end; written is how many events the part wrote.
+func finishApply(ctx context.Context, tx pgx.Tx, a Apply, written int) error {
+	var heldSince, heldDigest, heldCount any
+	if !a.Held.IsZero() {
+		heldSince, heldDigest, heldCount = a.Held.Since, a.Held.Digest, a.Held.Count
+	}
+	var fullAt any
+	if !a.Record.Hot {
+		fullAt = a.ListedAt
+	}
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO targets (target, baseline_done, last_listed_at, last_listing_ended_at, last_sweep_id,
+		                     removals_held_since, removals_held_digest, removals_held_count, last_full_listed_at)
+		VALUES ($1, true, $2, $3, $4, $5, $6, $7, $8)
+		ON CONFLICT (target) DO UPDATE SET baseline_done = true, last_listed_at = $2, last_listing_ended_at = $3,
+			last_sweep_id = $4, removals_held_since = $5, removals_held_digest = $6, removals_held_count = $7,
+			last_full_listed_at = coalesce($8, targets.last_full_listed_at)`,
+		a.Target, a.ListedAt, timeOrNull(a.ListingEndedAt), a.SweepID, heldSince, heldDigest, heldCount, fullAt); err != nil {
+		return fmt.Errorf("record state of target %s: %w", a.Target, err)
+	}
+	rec := a.Record
+	rec.ID, rec.Events, rec.Complete = a.SweepID, written, rec.Err == ""
+	return finishSweep(ctx, tx, rec)
+}
+
+// advanceApply records a part before the last of a sweep written in parts:
+// the target's version and listing times move on (a first sweep holds no
+// removals, and the target is baselined by the last part), and the sweep's
+// record counts the part's events.
+func advanceApply(ctx context.Context, tx pgx.Tx, a Apply, written int) error {
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO targets (target, last_listed_at, last_listing_ended_at, last_sweep_id)
+		VALUES ($1, $2, $3, $4)
+		ON CONFLICT (target) DO UPDATE SET last_listed_at = $2, last_listing_ended_at = $3, last_sweep_id = $4`,
+		a.Target, a.ListedAt, timeOrNull(a.ListingEndedAt), a.SweepID); err != nil {
+		return fmt.Errorf("record state of target %s: %w", a.Target, err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE sweeps SET events = events + $2 WHERE id = $1`, a.SweepID, written); err != nil {
+		return fmt.Errorf("record events of sweep %s: %w", a.SweepID, err)
+	}
+	return nil
+}
+
+// eventSource hands out a sweep's events part by part.
+type eventSource struct {
+	next func() (event.Event, error, bool) // nil: no events
+	// held is an event pulled for a part that was not its job's: the
+	// next part's first.
+	held    *event.Event
+	lastJob string
+}
+
+// through returns the COPY source of the events of jobs up to and including
+// the job id through, in byte order; of every event left if through is
+// empty. With inOrder, an event of a job before the last one handed out is
+// an error: a sweep written in parts relies on its events coming in job id
+// order, as its snapshots do.
+func (e *eventSource) through(through string, inOrder bool) func() (event.Event, error, bool) {
+	return func() (event.Event, error, bool) {
+		if e.next == nil {
+			return event.Event{}, nil, false
+		}
+		var ev event.Event
+		if e.held != nil {
+			ev, e.held = *e.held, nil
+		} else {
+			var err error
+			var ok bool
+			if ev, err, ok = e.next(); !ok || err != nil {
+				return ev, err, ok
+			}
+		}
+		if inOrder && ev.JobID < e.lastJob {
+			return event.Event{}, fmt.Errorf("event of job %s after one of job %s: a sweep written in parts needs its events in job id order", ev.JobID, e.lastJob), true
+		}
+		if through != "" && ev.JobID > through {
+			e.held = &ev
+			return event.Event{}, nil, false
+		}
+		e.lastJob = ev.JobID
+		return ev, nil, true
+	}
 }
 
 // snapshotChunk is how many snapshots one statement writes over unnest'ed
@@ -401,20 +558,17 @@ const snapshotChunk = 5000
 // (10 MB) on the connection; COPY streams the rows. Small batches, a
 // steady state's, keep the single statement: a temporary table per sweep
 // would churn the system catalogs at every hot sweep of every target.
-func writeSnapshots(ctx context.Context, tx pgx.Tx, a Apply) error {
-	if len(a.Snapshots) <= snapshotChunk {
-		return upsertUnnest(ctx, tx, a, a.Snapshots)
-	}
-	var known bool
-	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM jobs WHERE target = $1)`, a.Target).Scan(&known); err != nil {
-		return fmt.Errorf("write %d snapshots of target %s: %w", len(a.Snapshots), a.Target, err)
-	}
-	if !known {
+func writeSnapshots(ctx context.Context, tx pgx.Tx, a Apply, snaps []job.Snapshot, fresh bool) error {
+	switch {
+	case len(snaps) <= snapshotChunk:
+		return upsertUnnest(ctx, tx, a, snaps)
+	case fresh:
 		// The advisory lock held by ApplySweep keeps the target's rows ours
-		// until the commit: with none there, every snapshot is an insert.
-		return copySnapshots(ctx, tx, a)
+		// until the commit: with none of these jobs there, every snapshot
+		// is an insert.
+		return copySnapshots(ctx, tx, a, snaps)
 	}
-	return upsertCopy(ctx, tx, a)
+	return upsertCopy(ctx, tx, a, snaps)
 }
 
 // upsertColumns name a snapshot's values, as unnest and the temporary
@@ -494,9 +648,9 @@ func upsertUnnest(ctx context.Context, tx pgx.Tx, a Apply, snaps []job.Snapshot)
 
 // upsertCopy writes snapshots by COPY into a temporary table, dropped at
 // the commit, merged into jobs by one statement.
-func upsertCopy(ctx context.Context, tx pgx.Tx, a Apply) error {
+func upsertCopy(ctx context.Context, tx pgx.Tx, a Apply, snaps []job.Snapshot) error {
 	fail := func(err error) error {
-		return fmt.Errorf("write %d snapshots of target %s: %w", len(a.Snapshots), a.Target, err)
+		return fmt.Errorf("write %d snapshots of target %s: %w", len(snaps), a.Target, err)
 	}
 	if _, err := tx.Exec(ctx, `
 		CREATE TEMPORARY TABLE ossjobwatch_snapshots_in (
@@ -508,7 +662,7 @@ func upsertCopy(ctx context.Context, tx pgx.Tx, a Apply) error {
 		) ON COMMIT DROP`); err != nil {
 		return fail(err)
 	}
-	rows := snapshotRows(a.Snapshots, func(row []any, _ *job.Snapshot) []any { return row })
+	rows := snapshotRows(snaps, func(row []any, _ *job.Snapshot) []any { return row })
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ossjobwatch_snapshots_in"}, upsertColumns, rows); err != nil {
 		return fail(err)
 	}
@@ -518,19 +672,19 @@ func upsertCopy(ctx context.Context, tx pgx.Tx, a Apply) error {
 	return nil
 }
 
-// copySnapshots writes the snapshots of a target with no rows straight
-// into jobs, by COPY, as upsertSQL would have inserted them.
-func copySnapshots(ctx context.Context, tx pgx.Tx, a Apply) error {
+// copySnapshots writes snapshots of jobs the target has no rows of
+// straight into jobs, by COPY, as upsertSQL would have inserted them.
+func copySnapshots(ctx context.Context, tx pgx.Tx, a Apply, snaps []job.Snapshot) error {
 	cols := []string{"job_id", "status", "operation", "description", "priority", "creation_time", "termination_time",
 		"tasks_total", "tasks_succeeded", "tasks_failed", "elapsed_active_seconds", "descriptor", "last_sequence", "removed_at",
 		"status_since", "activity_at", "stalled_at", "suspended_since", "reminders_sent", "reminded_up_to_seconds",
 		"target", "first_seen_at", "last_seen_at", "last_changed_at", "last_sweep_id", "listed_at"}
 	sweepUUID, err := copyUUID(a.SweepID)
 	if err != nil {
-		return fmt.Errorf("write %d snapshots of target %s: sweep id: %w", len(a.Snapshots), a.Target, err)
+		return fmt.Errorf("write %d snapshots of target %s: sweep id: %w", len(snaps), a.Target, err)
 	}
 	var target, listedAt, sweepID any = a.Target, a.ListedAt, sweepUUID
-	rows := snapshotRows(a.Snapshots, func(row []any, sn *job.Snapshot) []any {
+	rows := snapshotRows(snaps, func(row []any, sn *job.Snapshot) []any {
 		// removed_at in place of removed: a first sweep has no tombstones,
 		// but the rule is upsertSQL's all the same.
 		row[13] = nil
@@ -540,7 +694,7 @@ func copySnapshots(ctx context.Context, tx pgx.Tx, a Apply) error {
 		return append(row, target, listedAt, listedAt, listedAt, sweepID, listedAt)
 	})
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"jobs"}, cols, rows); err != nil {
-		return fmt.Errorf("write %d snapshots of target %s: %w", len(a.Snapshots), a.Target, err)
+		return fmt.Errorf("write %d snapshots of target %s: %w", len(snaps), a.Target, err)
 	}
 	return nil
 }
@@ -574,21 +728,29 @@ func snapshotRows(snaps []job.Snapshot, extend func(row []any, sn *job.Snapshot)
 	})
 }
 
-// insertEvents streams the events into job_events with COPY, encoding each
-// as COPY asks for it so that a baseline of 100,000 events is never held
-// in memory at once.
-func insertEvents(ctx context.Context, tx pgx.Tx, a Apply) (int, error) {
-	if a.Events == nil {
+// insertEvents streams the events next gives into job_events with COPY,
+// encoding each as COPY asks for it so that a baseline of 100,000 events is
+// never held in memory at once. With no events it runs no statement.
+func insertEvents(ctx context.Context, tx pgx.Tx, a Apply, next func() (event.Event, error, bool)) (int, error) {
+	first, err, ok := next()
+	if err != nil {
+		return 0, fmt.Errorf("append events of target %s: %w", a.Target, err)
+	}
+	if !ok {
 		return 0, nil
 	}
-	next, stop := iter.Pull2(a.Events)
-	defer stop()
+	pending := true
 	sweepID, err := copyUUID(a.SweepID)
 	if err != nil {
 		return 0, fmt.Errorf("append events of target %s: sweep id: %w", a.Target, err)
 	}
 	src := pgx.CopyFromFunc(func() ([]any, error) {
-		ev, err, ok := next()
+		ev, err, ok := first, error(nil), true
+		if pending {
+			pending = false
+		} else {
+			ev, err, ok = next()
+		}
 		if !ok {
 			return nil, nil
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -63,7 +64,9 @@ func runSweep(ctx context.Context, c cli) int {
 	if *hot {
 		mode = poller.Hot
 	}
+	early := publishWhileSweeping(ctx, a, log)
 	results, _ := a.SweepAllMode(ctx, mode)
+	published := early.stop()
 	for _, r := range results {
 		if r.Err != nil {
 			fmt.Fprintf(c.stderr, "ossjobwatch sweep: %v\n", r.Err)
@@ -108,6 +111,7 @@ func runSweep(ctx context.Context, c cli) int {
 		return exitFailure
 	}
 	n, err := relay.Drain(pctx)
+	n += published
 	if err != nil {
 		fmt.Fprintf(c.stderr, "ossjobwatch sweep: published %d events, then: %v\nthe rest stay in the outbox; the next sweep or run publishes them\n", n, err)
 		return exitFailure
@@ -120,4 +124,66 @@ func runSweep(ctx context.Context, c cli) int {
 	}
 	fmt.Fprintf(c.stdout, "published %d events to stream %s; %d pending in the outbox\n", n, cfg.Stream.Name, pending)
 	return code
+}
+
+// earlyPublisher publishes events while the sweeps still write them.
+type earlyPublisher struct {
+	done      chan struct{} // closed when the sweeps have ended
+	finished  chan struct{} // closed when the publisher has stopped
+	published int
+}
+
+// publishWhileSweeping starts publishing the outbox while the sweeps run: a
+// large first sweep commits its jobs in parts (see store.Store.ApplySweep),
+// and each part's events go to JetStream while the next part is written,
+// instead of all of them after the last. It connects to NATS on the first
+// notification (the listener sends one when it connects), so the connection
+// is made while the sweeps list. It gives up quietly on any error, and
+// stands aside when another relay is at work: the publishing after the
+// sweeps, which waits for its turn, reports what is left.
+func publishWhileSweeping(ctx context.Context, a *app.App, log *slog.Logger) *earlyPublisher {
+	e := &earlyPublisher{done: make(chan struct{}), finished: make(chan struct{})}
+	lctx, cancel := context.WithCancel(ctx)
+	wake := a.Store().ListenOutbox(lctx, nil)
+	go func() {
+		defer close(e.finished)
+		defer func() {
+			cancel()
+			for range wake { // until the listener has closed its connection
+			}
+		}()
+		for {
+			select {
+			case <-e.done:
+				return
+			case _, ok := <-wake:
+				if !ok {
+					return
+				}
+			}
+			relay, err := a.ConnectNATS(ctx)
+			if err != nil {
+				log.Info("cannot publish while sweeping; trying again after the sweeps", "err", err)
+				return
+			}
+			n, busy, err := relay.DrainUnlessBusy(ctx)
+			e.published += n
+			switch {
+			case err != nil:
+				log.Info("publishing while sweeping failed; trying again after the sweeps", "err", err, "published", n)
+				return
+			case busy:
+				return // another relay publishes them
+			}
+		}
+	}()
+	return e
+}
+
+// stop stops publishing once the drain in progress has ended and returns
+// how many events it published.
+func (e *earlyPublisher) stop() int {
+	close(e.done)
+	<-e.finished
+	return e.published
 }
