@@ -549,10 +549,11 @@ func (e *eventSource) through(through string, inOrder bool) func() (event.Event,
 // more than this many snapshots go by COPY instead (see copySnapshots).
 const snapshotChunk = 5000
 
-// writeSnapshots writes the changed snapshots: a few thousand over
-// unnest'ed arrays, in one statement, and more by COPY, straight into jobs
-// when the target has no rows yet (a first sweep), else into a temporary
-// table merged into jobs by one INSERT … ON CONFLICT. Encoding a large
+// writeSnapshots writes the changed snapshots: by COPY straight into jobs
+// when fresh (none of these jobs has a row: a first sweep, or a later part
+// of one), else a few thousand over unnest'ed arrays, in one statement, and
+// more by COPY into a temporary table merged into jobs by one INSERT … ON
+// CONFLICT. Encoding a large
 // batch as parameter arrays cost the sweep hundreds of megabytes of
 // allocations at 100,000 jobs, and pgx kept the last statement's buffer
 // (10 MB) on the connection; COPY streams the rows. Small batches, a
@@ -560,13 +561,13 @@ const snapshotChunk = 5000
 // would churn the system catalogs at every hot sweep of every target.
 func writeSnapshots(ctx context.Context, tx pgx.Tx, a Apply, snaps []job.Snapshot, fresh bool) error {
 	switch {
-	case len(snaps) <= snapshotChunk:
-		return upsertUnnest(ctx, tx, a, snaps)
 	case fresh:
 		// The advisory lock held by ApplySweep keeps the target's rows ours
 		// until the commit: with none of these jobs there, every snapshot
 		// is an insert.
 		return copySnapshots(ctx, tx, a, snaps)
+	case len(snaps) <= snapshotChunk:
+		return upsertUnnest(ctx, tx, a, snaps)
 	}
 	return upsertCopy(ctx, tx, a, snaps)
 }
