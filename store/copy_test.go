@@ -101,14 +101,14 @@ func TestLargeSweepsWriteAsSmallOnesDo(t *testing.T) {
 }
 
 // compareTargets fails t unless the jobs rows of targets a and b agree in
-// every column but target.
+// every column but target, the descriptors' text byte for byte.
 func compareTargets(t *testing.T, st *store.Store, a, b string) {
 	t.Helper()
 	var differ int
 	var example *string
 	err := st.Pool().QueryRow(context.Background(), `
-		WITH x AS (SELECT job_id, to_jsonb(j) - 'target' AS r FROM jobs j WHERE target = $1),
-		     y AS (SELECT job_id, to_jsonb(j) - 'target' AS r FROM jobs j WHERE target = $2)
+		WITH x AS (SELECT job_id, to_jsonb(j) - 'target' || jsonb_build_object('descriptor', descriptor::text) AS r FROM jobs j WHERE target = $1),
+		     y AS (SELECT job_id, to_jsonb(j) - 'target' || jsonb_build_object('descriptor', descriptor::text) AS r FROM jobs j WHERE target = $2)
 		SELECT count(*), min(coalesce(x.r::text, '(none)') || ' vs ' || coalesce(y.r::text, '(none)'))
 		FROM x FULL JOIN y USING (job_id) WHERE x.r IS DISTINCT FROM y.r`, a, b).Scan(&differ, &example)
 	if err != nil {

@@ -587,7 +587,7 @@ func upsertSQL(source string) string {
 		                       first_seen_at, last_seen_at, last_changed_at, removed_at, last_sequence, last_sweep_id, listed_at,
 		                       status_since, activity_at, stalled_at, suspended_since, reminders_sent, reminded_up_to_seconds)
 		SELECT $1, u.job_id, u.status, u.operation, u.description, u.priority, u.creation_time, u.termination_time,
-		       u.tasks_total, u.tasks_succeeded, u.tasks_failed, u.elapsed, u.descriptor::jsonb,
+		       u.tasks_total, u.tasks_succeeded, u.tasks_failed, u.elapsed, u.descriptor::json,
 		       $2, $2, $2, CASE WHEN u.removed THEN $2::timestamptz END, u.seq, $3, $2,
 		       u.status_since, u.activity_at, u.stalled_at, u.suspended_since, u.reminders_sent, u.reminded_up_to
 		FROM ` + source + `
@@ -657,7 +657,7 @@ func upsertCopy(ctx context.Context, tx pgx.Tx, a Apply, snaps []job.Snapshot) e
 		CREATE TEMPORARY TABLE ossjobwatch_snapshots_in (
 			job_id text, status text, operation text, description text, priority bigint,
 			creation_time timestamptz, termination_time timestamptz,
-			tasks_total bigint, tasks_succeeded bigint, tasks_failed bigint, elapsed bigint, descriptor jsonb,
+			tasks_total bigint, tasks_succeeded bigint, tasks_failed bigint, elapsed bigint, descriptor json,
 			seq bigint, removed boolean, status_since timestamptz, activity_at timestamptz, stalled_at timestamptz,
 			suspended_since timestamptz, reminders_sent bigint, reminded_up_to bigint
 		) ON COMMIT DROP`); err != nil {
@@ -720,6 +720,8 @@ func snapshotRows(snaps []job.Snapshot, extend func(row []any, sn *job.Snapshot)
 		if err := enc.Encode(j); err != nil {
 			return nil, fmt.Errorf("encode descriptor of job %s: %w", j.ID, err)
 		}
+		// Encode ends the value with a newline, which a json column keeps.
+		descriptor.Truncate(descriptor.Len() - 1)
 		row = append(row[:0], j.ID, string(j.Status), j.Operation, j.Description, j.Priority,
 			timeOrNull(j.CreationTime), timeOrNull(j.TerminationTime),
 			j.Tasks.Total, j.Tasks.Succeeded, j.Tasks.Failed, j.ElapsedActiveSeconds, descriptor.Bytes(), sn.Sequence, sn.Removed,
