@@ -331,7 +331,14 @@ func (p *Poller) Sweep(ctx context.Context, t Target, mode Mode) (Result, error)
 			return res, nil
 		case errors.Is(err, store.ErrStale):
 			res.Stale = true
-			log.Info("listing refused: another sweep's listing, which this one began before the end of, was applied first; nothing written")
+			if res.Events > 0 {
+				// A first sweep written in parts, some committed before
+				// another sweep was applied between two of them.
+				log.Info("listing refused part way: another sweep's listing, which this one began before the end of, was applied between two of its parts; the parts written stand",
+					"events", res.Events)
+			} else {
+				log.Info("listing refused: another sweep's listing, which this one began before the end of, was applied first; nothing written")
+			}
 			return res, record("superseded: " + store.ErrStale.Error())
 		case errors.Is(err, store.ErrConflict) && attempt < maxApplyAttempts:
 			log.Info("snapshots changed under the sweep; reading them again", "attempt", attempt)
@@ -583,12 +590,12 @@ func (p *Poller) load(ctx context.Context, target string, ts *targetState, sizeH
 	if err != nil {
 		return st, err
 	}
-	if !ts.loaded || ts.version != st.LastSweepID {
+	if !ts.loaded || ts.version != st.Version {
 		ts.loaded, ts.snaps = false, nil
 		if st, ts.snaps, err = p.cfg.Store.Snapshots(ctx, target, sizeHint); err != nil {
 			return st, err
 		}
-		ts.version, ts.loaded = st.LastSweepID, true
+		ts.version, ts.loaded = st.Version, true
 	}
 	return st, nil
 }

@@ -84,8 +84,8 @@ func TestFirstSweepCommitsInParts(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if state.Baselined || state.LastSweepID != a.SweepID {
-			t.Errorf("after part %d: baselined %v, version %s; want false and the sweep's %s", part, state.Baselined, state.LastSweepID, a.SweepID)
+		if want := fmt.Sprintf("%s#%d", a.SweepID, part+1); state.Baselined || state.LastSweepID != a.SweepID || state.Version != want {
+			t.Errorf("after part %d: baselined %v, last sweep %s, version %s; want false, %s and %s", part, state.Baselined, state.LastSweepID, state.Version, a.SweepID, want)
 		}
 		var jobs, events, counted int
 		if err := st.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM jobs WHERE target = 'big'),
@@ -140,8 +140,8 @@ func TestFirstSweepCommitsInParts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !state.Baselined || state.LastSweepID != a.SweepID {
-		t.Errorf("after the sweep: baselined %v, version %s; want true and %s", state.Baselined, state.LastSweepID, a.SweepID)
+	if !state.Baselined || state.LastSweepID != a.SweepID || state.Version != a.SweepID {
+		t.Errorf("after the sweep: baselined %v, last sweep %s, version %s; want true and %s for both", state.Baselined, state.LastSweepID, state.Version, a.SweepID)
 	}
 }
 
@@ -169,7 +169,11 @@ func TestFirstSweepPartsAreFenced(t *testing.T) {
 			t.Errorf("apply of a listing older than the sweep's: %v, want ErrStale", err)
 		}
 		newer = startApply(t, st, "big")
-		newer.Expect = a.SweepID
+		state, err := st.TargetState(ctx, "big")
+		if err != nil {
+			return err
+		}
+		newer.Expect = state.Version
 		newer.Snapshots = []job.Snapshot{{Job: job.Job{ID: "job-new", Status: job.StatusActive}, Sequence: 1}}
 		ev := storetest.NewEvent(t, "big", "job-new", 1, newer.ListedAt)
 		newer.Events = func(yield func(jobevent.Event, error) bool) { yield(ev, nil) }
@@ -252,5 +256,44 @@ func TestFirstSweepPartsNeedEventsInJobOrder(t *testing.T) {
 	}
 	if jobs != 0 {
 		t.Errorf("%d jobs written, want none", jobs)
+	}
+}
+
+// Snapshots read between two parts of a first sweep are out of date once
+// the next part commits: an apply of them is refused with ErrConflict (and
+// recomputed by the poller), not left to collide with that part's rows.
+func TestSnapshotsReadBetweenPartsAreOutOfDate(t *testing.T) {
+	t.Parallel()
+	st := storetest.NewStore(t)
+	a := firstSweep(t, st, "big", 3*store.FirstSweepPart)
+	var b store.Apply
+	var bErr error
+	store.AfterPart(st, func(ctx context.Context, part int) error {
+		switch part {
+		case 0:
+			b = startApply(t, st, "big") // listed after the sweep's listing ended
+			state, snaps, err := st.Snapshots(ctx, "big", 0)
+			if err != nil {
+				return err
+			}
+			if len(snaps) != store.FirstSweepPart {
+				t.Errorf("read %d snapshots after the first part, want %d", len(snaps), store.FirstSweepPart)
+			}
+			b.Expect = state.Version
+			// The first job of the next part, new to what b read.
+			id := fmt.Sprintf("job-%06d", store.FirstSweepPart)
+			b.Snapshots = []job.Snapshot{{Job: job.Job{ID: id, Status: job.StatusActive}, Sequence: 1}}
+			ev := storetest.NewEvent(t, "big", id, 1, b.ListedAt)
+			b.Events = func(yield func(jobevent.Event, error) bool) { yield(ev, nil) }
+		case 1:
+			_, bErr = st.ApplySweep(ctx, b)
+		}
+		return nil
+	})
+	if _, err := st.ApplySweep(t.Context(), a); err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(bErr, store.ErrConflict) {
+		t.Errorf("apply of snapshots read before the second part committed: %v, want ErrConflict", bErr)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"iter"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,8 +40,11 @@ type TargetState struct {
 	// Baselined is false until a sweep of the target was applied whole:
 	// the next one is then its baseline.
 	Baselined bool
-	// LastSweepID is the sweep applied last; the version of the snapshots.
+	// LastSweepID is the sweep applied last, whole or in part.
 	LastSweepID string
+	// Version identifies the snapshots: LastSweepID, and while a sweep is
+	// written in parts, how many have committed ("id#2").
+	Version string
 	// LastListedAt is when that sweep's listing began.
 	LastListedAt time.Time
 	// LastListingEndedAt is when that sweep's listing ended: a listing that
@@ -88,7 +92,8 @@ type querier interface {
 }
 
 func targetState(ctx context.Context, q querier, target string, forUpdate bool) (TargetState, error) {
-	sql := `SELECT baseline_done, coalesce(last_sweep_id::text, ''), last_listed_at, last_listing_ended_at,
+	sql := `SELECT baseline_done, coalesce(last_sweep_id::text, ''),
+	               coalesce(last_sweep_id::text, '') || coalesce('#' || applied_parts, ''), last_listed_at, last_listing_ended_at,
 	               removals_held_since, coalesce(removals_held_digest, ''), coalesce(removals_held_count, 0),
 	               last_full_listed_at
 	        FROM targets WHERE target = $1`
@@ -97,7 +102,7 @@ func targetState(ctx context.Context, q querier, target string, forUpdate bool) 
 	}
 	var st TargetState
 	var listed, ended, held, full *time.Time
-	err := q.QueryRow(ctx, sql, target).Scan(&st.Baselined, &st.LastSweepID, &listed, &ended,
+	err := q.QueryRow(ctx, sql, target).Scan(&st.Baselined, &st.LastSweepID, &st.Version, &listed, &ended,
 		&held, &st.Held.Digest, &st.Held.Count, &full)
 	if errors.Is(interpretError(err), ErrNotFound) {
 		return TargetState{}, nil
@@ -308,7 +313,7 @@ type Apply struct {
 	// of two listings read over overlapping intervals, the first applied
 	// wins, so snapshots never move back in time.
 	ListedAt, ListingEndedAt time.Time
-	// Expect is the TargetState.LastSweepID the snapshots were read at; if
+	// Expect is the TargetState.Version the snapshots were read at; if
 	// the target moved on since, ApplySweep returns ErrConflict.
 	Expect string
 	// Snapshots are the changed snapshots to write (diff.Result.Snapshots).
@@ -368,12 +373,14 @@ func (s *Store) ApplySweep(ctx context.Context, a Apply) (int, error) {
 // s of writing, then 2.3-2.7 s of publishing). In parts, the relay publishes
 // each part while the next is written. Each part holds its jobs' snapshots
 // with their events, so the promise that an event commits with the snapshot
-// that caused it holds, and each part moves the target's version on (its
-// last_sweep_id, and the listing times that fence stale listings), so that
-// a sweep applied between two parts makes the next part fail with
-// ErrConflict rather than write over it. The target is baselined by the last
-// part only: should a part fail, the next sweep diffs against the parts
-// that committed, and its events for the jobs left are baseline
+// that caused it holds, and each part moves the target's version on (the
+// sweep's id and how many of its parts have committed: TargetState.Version)
+// and its listing times, which fence stale listings. A sweep applied between
+// two parts makes this one's next part fail with ErrConflict rather than
+// write over it; snapshots read between two parts are refused with
+// ErrConflict once another part has committed. The target is baselined by
+// the last part only: should a part fail, the next sweep diffs against the
+// parts that committed, and its events for the jobs left are baseline
 // discoveries, as the whole first sweep's would have been.
 const firstSweepPart = 10000
 
@@ -411,13 +418,13 @@ func (s *Store) applyPart(ctx context.Context, p *applyPart) (int, error) {
 		fresh := p.n > 0 // a later part's jobs are new: the first found none
 		switch {
 		case p.n > 0:
-			if st.LastSweepID != p.SweepID {
+			if st.Version != partsVersion(p.SweepID, p.n) {
 				// Another sweep was applied after this one's last part.
 				return ErrConflict
 			}
 		case st.Stale(p.ListedAt):
 			return ErrStale
-		case st.LastSweepID != p.Expect:
+		case st.Version != p.Expect:
 			return ErrConflict
 		case len(p.Snapshots) > snapshotChunk:
 			if err := tx.QueryRow(ctx, `SELECT NOT EXISTS (SELECT 1 FROM jobs WHERE target = $1)`, p.Target).Scan(&fresh); err != nil {
@@ -441,7 +448,7 @@ func (s *Store) applyPart(ctx context.Context, p *applyPart) (int, error) {
 			if err := finishApply(ctx, tx, p.Apply, written); err != nil {
 				return err
 			}
-		} else if err := advanceApply(ctx, tx, p.Apply, written); err != nil {
+		} else if err := advanceApply(ctx, tx, p.Apply, p.n, written); err != nil {
 			return err
 		}
 		if written > 0 {
@@ -475,8 +482,8 @@ func finishApply(ctx context.Context, tx pgx.Tx, a Apply, written int) error {
 		                     removals_held_since, removals_held_digest, removals_held_count, last_full_listed_at)
 		VALUES ($1, true, $2, $3, $4, $5, $6, $7, $8)
 		ON CONFLICT (target) DO UPDATE SET baseline_done = true, last_listed_at = $2, last_listing_ended_at = $3,
-			last_sweep_id = $4, removals_held_since = $5, removals_held_digest = $6, removals_held_count = $7,
-			last_full_listed_at = coalesce($8, targets.last_full_listed_at)`,
+			last_sweep_id = $4, applied_parts = NULL, removals_held_since = $5, removals_held_digest = $6,
+			removals_held_count = $7, last_full_listed_at = coalesce($8, targets.last_full_listed_at)`,
 		a.Target, a.ListedAt, timeOrNull(a.ListingEndedAt), a.SweepID, heldSince, heldDigest, heldCount, fullAt); err != nil {
 		return fmt.Errorf("record state of target %s: %w", a.Target, err)
 	}
@@ -485,16 +492,18 @@ func finishApply(ctx context.Context, tx pgx.Tx, a Apply, written int) error {
 	return finishSweep(ctx, tx, rec)
 }
 
-// advanceApply records a part before the last of a sweep written in parts:
-// the target's version and listing times move on (a first sweep holds no
-// removals, and the target is baselined by the last part), and the sweep's
-// record counts the part's events.
-func advanceApply(ctx context.Context, tx pgx.Tx, a Apply, written int) error {
+// advanceApply records part n (from 0), not the last, of a sweep written in
+// parts: the target's version (the sweep, and how many of its parts have
+// committed) and listing times move on (a first sweep holds no removals,
+// and the target is baselined by the last part), and the sweep's record
+// counts the part's events.
+func advanceApply(ctx context.Context, tx pgx.Tx, a Apply, n, written int) error {
 	if _, err := tx.Exec(ctx, `
-		INSERT INTO targets (target, last_listed_at, last_listing_ended_at, last_sweep_id)
-		VALUES ($1, $2, $3, $4)
-		ON CONFLICT (target) DO UPDATE SET last_listed_at = $2, last_listing_ended_at = $3, last_sweep_id = $4`,
-		a.Target, a.ListedAt, timeOrNull(a.ListingEndedAt), a.SweepID); err != nil {
+		INSERT INTO targets (target, last_listed_at, last_listing_ended_at, last_sweep_id, applied_parts)
+		VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (target) DO UPDATE SET last_listed_at = $2, last_listing_ended_at = $3, last_sweep_id = $4,
+			applied_parts = $5`,
+		a.Target, a.ListedAt, timeOrNull(a.ListingEndedAt), a.SweepID, n+1); err != nil {
 		return fmt.Errorf("record state of target %s: %w", a.Target, err)
 	}
 	if _, err := tx.Exec(ctx, `UPDATE sweeps SET events = events + $2 WHERE id = $1`, a.SweepID, written); err != nil {
@@ -502,6 +511,10 @@ func advanceApply(ctx context.Context, tx pgx.Tx, a Apply, written int) error {
 	}
 	return nil
 }
+
+// partsVersion is the TargetState.Version of a target once n parts of
+// sweep id have committed, and the rest not.
+func partsVersion(id string, n int) string { return id + "#" + strconv.Itoa(n) }
 
 // eventSource hands out a sweep's events part by part.
 type eventSource struct {

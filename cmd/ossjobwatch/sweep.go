@@ -75,6 +75,8 @@ func runSweep(ctx context.Context, c cli) int {
 		}
 		note := ""
 		switch {
+		case r.Stale && r.Events > 0:
+			note = " (listing refused part way: another process applied a listing that ended after this one began; the parts written before stand)"
 		case r.Stale:
 			note = " (listing refused: another process applied a listing that ended after this one began; nothing written)"
 		case r.HeldRemovals > 0:
