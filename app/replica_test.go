@@ -79,7 +79,7 @@ func swept(recs []sweepRecord, since time.Time) map[string]map[string]bool {
 
 func TestTwoReplicasShareTargetsAndTakeOver(t *testing.T) {
 	t.Parallel()
-	const ttl, period = 2 * time.Second, time.Second
+	const ttl, heartbeat, period = 2 * time.Second, 300 * time.Millisecond, time.Second
 	b := setup(t, osssim.Config{Jobs: 150, Seed: 13, Lively: true, Tick: 300 * time.Millisecond}, 4, "@every 1s")
 	b.sim.Start(t.Context())
 	log := &sweepLog{signal: make(chan struct{}, 1)}
@@ -89,7 +89,7 @@ func TestTwoReplicasShareTargetsAndTakeOver(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error, 1)
 		go func() {
-			done <- a.Run(ctx, RunOptions{ReplicaID: id, LeaseTTL: ttl, Heartbeat: 300 * time.Millisecond,
+			done <- a.Run(ctx, RunOptions{ReplicaID: id, LeaseTTL: ttl, Heartbeat: heartbeat,
 				ShutdownTimeout: 10 * time.Second, Listener: httptestListener(t), OnSweep: log.hook(id), crash: crash})
 		}()
 		return func() {
@@ -139,8 +139,12 @@ func TestTwoReplicasShareTargetsAndTakeOver(t *testing.T) {
 		return true
 	})
 	t.Logf("takeover after %s (lease TTL %s, schedule period %s)", takeover.Round(time.Millisecond), ttl, period)
-	if takeover > ttl+period+time.Second {
-		t.Errorf("takeover took %s, more than the lease TTL plus one period", takeover)
+	// A's leases lapse at most ttl after A stops, B sees it at its next
+	// heartbeat and sweeps at the next tick of the schedule: 3.3 s. The
+	// slack is a loaded 2-core machine's: under the whole suite with the
+	// race detector a takeover once took 4.4 s.
+	if limit := ttl + heartbeat + period + 2*time.Second; takeover > limit {
+		t.Errorf("takeover took %s, more than the lease TTL, a heartbeat and a period, and 2 s (%s)", takeover, limit)
 	}
 	stopB()
 
