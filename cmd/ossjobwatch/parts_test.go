@@ -29,23 +29,8 @@ func TestSweepPublishesPartsWhileItWrites(t *testing.T) {
 	const jobs = 25000
 	sim, ossCfg := osstest.Start(t, osssim.Config{Jobs: jobs, Seed: 7})
 	ns := natstest.Start(t)
-	key := osssim.DefaultCredential
 	dbURL := storetest.NewDatabaseURL(t)
-	env := map[string]string{
-		"OSSJOBWATCH_DATABASE_URL":            dbURL,
-		"OSSJOBWATCH_NATS_URL":                ns.URL(),
-		"OSSJOBWATCH_REGION":                  sim.Region(),
-		"OSSJOBWATCH_ENDPOINT":                ossCfg.Endpoint,
-		"OSSJOBWATCH_TARGET":                  "hz",
-		"ALIBABA_CLOUD_ACCESS_KEY_ID":         key.AccessKeyID,
-		"ALIBABA_CLOUD_ACCESS_KEY_SECRET":     key.AccessKeySecret,
-		"ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
-	}
-	for k, v := range env {
-		if strings.HasPrefix(k, "ALIBABA_") {
-			t.Setenv(k, v)
-		}
-	}
+	env := verbEnv(t, sim, ossCfg, ns, dbURL)
 	if code, _, stderr := runSync(env, "migrate"); code != exitOK {
 		t.Fatalf("migrate: %s", stderr)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ossjobwatch/ossjobwatch/internal/natstest"
+	"github.com/ossjobwatch/ossjobwatch/oss"
 	"github.com/ossjobwatch/ossjobwatch/oss/osssim"
 	"github.com/ossjobwatch/ossjobwatch/oss/osstest"
 	"github.com/ossjobwatch/ossjobwatch/store/storetest"
@@ -37,16 +38,15 @@ func runSync(env map[string]string, args ...string) (int, string, string) {
 	return code, out.String(), errOut.String()
 }
 
-// TestSweepTailReplay walks the README's by-hand path: simulate,
-// sweep, tail, replay.
-func TestSweepTailReplay(t *testing.T) {
-	// Not parallel: the default credential chain reads the process
-	// environment, set with t.Setenv.
-	sim, ossCfg := osstest.Start(t, osssim.Config{Jobs: 30, Seed: 4})
-	ns := natstest.Start(t)
+// verbEnv is the environment a user sets to run the verbs against sim, ns
+// and the database at databaseURL, target "hz". The credentials are also
+// set in the process (t.Setenv), since the default credential chain reads
+// the process environment: a test that calls it cannot be parallel.
+func verbEnv(t *testing.T, sim *osssim.Simulator, ossCfg oss.Config, ns *natstest.Server, databaseURL string) map[string]string {
+	t.Helper()
 	key := osssim.DefaultCredential
 	env := map[string]string{
-		"OSSJOBWATCH_DATABASE_URL":            storetest.NewDatabaseURL(t),
+		"OSSJOBWATCH_DATABASE_URL":            databaseURL,
 		"OSSJOBWATCH_NATS_URL":                ns.URL(),
 		"OSSJOBWATCH_REGION":                  sim.Region(),
 		"OSSJOBWATCH_ENDPOINT":                ossCfg.Endpoint,
@@ -55,12 +55,22 @@ func TestSweepTailReplay(t *testing.T) {
 		"ALIBABA_CLOUD_ACCESS_KEY_SECRET":     key.AccessKeySecret,
 		"ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
 	}
-	// The default credential chain reads the process environment.
 	for k, v := range env {
 		if strings.HasPrefix(k, "ALIBABA_") {
 			t.Setenv(k, v)
 		}
 	}
+	return env
+}
+
+// TestSweepTailReplay walks the README's by-hand path: simulate,
+// sweep, tail, replay.
+func TestSweepTailReplay(t *testing.T) {
+	// Not parallel: the default credential chain reads the process
+	// environment, set with t.Setenv.
+	sim, ossCfg := osstest.Start(t, osssim.Config{Jobs: 30, Seed: 4})
+	ns := natstest.Start(t)
+	env := verbEnv(t, sim, ossCfg, ns, storetest.NewDatabaseURL(t))
 
 	// 30 discovered events, and a confirmation_due for the one job of this
 	// seed that was created, and so suspended, over a day ago.
