@@ -2,6 +2,7 @@ package poller_test
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/ossjobwatch/ossjobwatch/job"
 	"github.com/ossjobwatch/ossjobwatch/oss/osssim"
+	"github.com/ossjobwatch/ossjobwatch/poller"
 )
 
 // eventKeys returns every stored event as job, sequence, type, statuses
@@ -81,5 +83,104 @@ func TestFirstSweepFailedInPartIsFinishedByTheNext(t *testing.T) {
 	}
 	if got := count(t, failing.store, `SELECT count(*) FROM jobs`); got != n {
 		t.Errorf("%d jobs stored, want %d", got, n)
+	}
+}
+
+// waitForLocks waits until cond holds of the advisory locks sessions wait
+// for: how many wait for the gate's lock and how many for another (a
+// target's).
+func waitForLocks(t *testing.T, b *bundle, gate int64, what string, cond func(gated, other int) bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var gated, other int
+		if err := b.store.Pool().QueryRow(t.Context(), `
+			SELECT count(*) FILTER (WHERE classid = 0 AND objid = $1), count(*) FILTER (WHERE NOT (classid = 0 AND objid = $1))
+			FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`, gate).Scan(&gated, &other); err != nil {
+			t.Fatal(err)
+		}
+		if cond(gated, other) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waited a minute for %s: %d sessions wait for the gate, %d for another lock", what, gated, other)
+		}
+		runtime.Gosched()
+	}
+}
+
+// A sweep of a target whose first sweep another process is writing in
+// parts conflicts once per part that commits after it read the snapshots.
+// It waits the parts out and applies after them, rather than failing after
+// maxApplyAttempts as it would for other conflicts. The database lets the
+// first sweep's parts commit one at a time, each once the second sweep
+// waits to apply.
+func TestSweepWaitsOutAnotherSweepsParts(t *testing.T) {
+	t.Parallel()
+	const n, gate = 35000, 4242 // four parts: the last three gated
+	b := setup(t, osssim.Config{EmptyWorld: true})
+	for i := range n {
+		b.sim.Put(activeJob(fmt.Sprintf("job-%05d", i), int64(i%100)))
+	}
+	// Every COPY into jobs after the first waits for the gate's lock.
+	if _, err := b.store.Pool().Exec(t.Context(), `
+		CREATE FUNCTION hold_later_parts() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF EXISTS (SELECT 1 FROM jobs) THEN PERFORM pg_advisory_xact_lock(4242); END IF;
+			RETURN NULL;
+		END $$;
+		CREATE TRIGGER hold_later_parts BEFORE INSERT ON jobs FOR EACH STATEMENT EXECUTE FUNCTION hold_later_parts()`); err != nil {
+		t.Fatal(err)
+	}
+	holder, err := b.store.Pool().Acquire(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Release()
+	lock := func() {
+		t.Helper()
+		if _, err := holder.Exec(t.Context(), `SELECT pg_advisory_lock($1)`, int64(gate)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lock()
+
+	type outcome struct {
+		res poller.Result
+		err error
+	}
+	first, second := make(chan outcome, 1), make(chan outcome, 1)
+	go func() {
+		res, err := b.poller.SweepOnce(t.Context(), b.target)
+		first <- outcome{res, err}
+	}()
+	waitForLocks(t, b, gate, "the first sweep's second part to wait for the gate", func(gated, _ int) bool { return gated == 1 })
+	other := newPoller(t, b.store)
+	go func() {
+		res, err := other.SweepOnce(t.Context(), b.target)
+		second <- outcome{res, err}
+	}()
+	for part := 1; part <= 3; part++ {
+		waitForLocks(t, b, gate, fmt.Sprintf("the second sweep to wait to apply, before part %d", part),
+			func(gated, other int) bool { return gated == 1 && other == 1 })
+		// Let this part commit: the gate's lock goes to the part, and
+		// comes back once its transaction has ended.
+		if _, err := holder.Exec(t.Context(), `SELECT pg_advisory_unlock($1)`, int64(gate)); err != nil {
+			t.Fatal(err)
+		}
+		lock()
+	}
+	if _, err := holder.Exec(t.Context(), `SELECT pg_advisory_unlock($1)`, int64(gate)); err != nil {
+		t.Fatal(err)
+	}
+	p1, p2 := <-first, <-second
+	if p1.err != nil || p1.res.Events != n {
+		t.Fatalf("first sweep: %d events, %v; want %d, no error", p1.res.Events, p1.err, n)
+	}
+	if p2.err != nil || p2.res.Stale || p2.res.Events != 0 {
+		t.Errorf("second sweep: %d events, stale %v, %v; want it applied after the parts, with nothing new", p2.res.Events, p2.res.Stale, p2.err)
+	}
+	if got := count(t, b.store, `SELECT count(*) FROM job_events`); got != n {
+		t.Errorf("%d events stored, want %d", got, n)
 	}
 }

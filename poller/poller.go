@@ -88,6 +88,7 @@ type targetState struct {
 	mu      sync.Mutex
 	version string
 	loaded  bool
+	inParts bool           // the snapshots were read while a sweep was written in parts
 	snaps   []job.Snapshot // live ones, sorted by job id
 	forget  atomic.Bool    // Forget was called while a sweep ran
 }
@@ -344,6 +345,14 @@ func (p *Poller) Sweep(ctx context.Context, t Target, mode Mode) (Result, error)
 			log.Info("snapshots changed under the sweep; reading them again", "attempt", attempt)
 			ts.loaded = false
 			continue
+		case errors.Is(err, store.ErrConflict) && ts.inParts:
+			// The snapshots were read while another process wrote the
+			// target's first sweep in parts, and a part committed since:
+			// wait it out rather than fail. It has finitely many parts,
+			// and one that failed part way changes nothing more.
+			log.Info("snapshots changed under the sweep: another sweep is being written in parts; reading them again", "attempt", attempt)
+			ts.loaded = false
+			continue
 		default:
 			ts.loaded = false
 			return fail(err)
@@ -372,7 +381,7 @@ func (p *Poller) Forget(target string) {
 // drop forgets the snapshots if Forget asked for it; ts.mu is held.
 func (ts *targetState) drop() {
 	if ts.forget.Swap(false) {
-		ts.snaps, ts.loaded, ts.version = nil, false, ""
+		ts.snaps, ts.loaded, ts.version, ts.inParts = nil, false, "", false
 	}
 }
 
@@ -537,7 +546,7 @@ func (p *Poller) apply(ctx context.Context, t Target, ts *targetState, l *listin
 		res.EventsByKind[c.Kind]++
 	}
 	ts.snaps = slices.DeleteFunc(diff.Merge(ts.snaps, d.Snapshots), func(s job.Snapshot) bool { return s.Removed })
-	ts.version = res.SweepID
+	ts.version, ts.inParts = res.SweepID, false
 	return written, nil
 }
 
@@ -595,7 +604,7 @@ func (p *Poller) load(ctx context.Context, target string, ts *targetState, sizeH
 		if st, ts.snaps, err = p.cfg.Store.Snapshots(ctx, target, sizeHint); err != nil {
 			return st, err
 		}
-		ts.version, ts.loaded = st.Version, true
+		ts.version, ts.loaded, ts.inParts = st.Version, true, st.Parts > 0
 	}
 	return st, nil
 }

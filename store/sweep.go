@@ -45,6 +45,10 @@ type TargetState struct {
 	// Version identifies the snapshots: LastSweepID, and while a sweep is
 	// written in parts, how many have committed ("id#2").
 	Version string
+	// Parts is how many parts of LastSweepID have committed while it is
+	// written in parts (or since it failed part way); 0 once a sweep was
+	// applied whole.
+	Parts int
 	// LastListedAt is when that sweep's listing began.
 	LastListedAt time.Time
 	// LastListingEndedAt is when that sweep's listing ended: a listing that
@@ -93,7 +97,8 @@ type querier interface {
 
 func targetState(ctx context.Context, q querier, target string, forUpdate bool) (TargetState, error) {
 	sql := `SELECT baseline_done, coalesce(last_sweep_id::text, ''),
-	               coalesce(last_sweep_id::text, '') || coalesce('#' || applied_parts, ''), last_listed_at, last_listing_ended_at,
+	               coalesce(last_sweep_id::text, '') || coalesce('#' || applied_parts, ''), coalesce(applied_parts, 0),
+	               last_listed_at, last_listing_ended_at,
 	               removals_held_since, coalesce(removals_held_digest, ''), coalesce(removals_held_count, 0),
 	               last_full_listed_at
 	        FROM targets WHERE target = $1`
@@ -102,7 +107,7 @@ func targetState(ctx context.Context, q querier, target string, forUpdate bool) 
 	}
 	var st TargetState
 	var listed, ended, held, full *time.Time
-	err := q.QueryRow(ctx, sql, target).Scan(&st.Baselined, &st.LastSweepID, &st.Version, &listed, &ended,
+	err := q.QueryRow(ctx, sql, target).Scan(&st.Baselined, &st.LastSweepID, &st.Version, &st.Parts, &listed, &ended,
 		&held, &st.Held.Digest, &st.Held.Count, &full)
 	if errors.Is(interpretError(err), ErrNotFound) {
 		return TargetState{}, nil

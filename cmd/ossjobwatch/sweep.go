@@ -66,7 +66,11 @@ func runSweep(ctx context.Context, c cli) int {
 	}
 	early := publishWhileSweeping(ctx, a, log)
 	results, _ := a.SweepAllMode(ctx, mode)
-	published := early.stop()
+	// --publish-timeout bounds the publishing left once the sweeps end:
+	// the drain under way, then the one below.
+	pctx, cancel := context.WithTimeout(ctx, *publishTimeout)
+	defer cancel()
+	published := early.stop(pctx)
 	for _, r := range results {
 		if r.Err != nil {
 			fmt.Fprintf(c.stderr, "ossjobwatch sweep: %v\n", r.Err)
@@ -105,8 +109,6 @@ func runSweep(ctx context.Context, c cli) int {
 
 	// Publish whatever is pending, this sweep's events and any an earlier
 	// run left behind.
-	pctx, cancel := context.WithTimeout(ctx, *publishTimeout)
-	defer cancel()
 	relay, err := a.ConnectNATS(pctx)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "ossjobwatch sweep: %v\nthe events stay in the outbox; the next sweep or run publishes them\n", err)
@@ -130,8 +132,9 @@ func runSweep(ctx context.Context, c cli) int {
 
 // earlyPublisher publishes events while the sweeps still write them.
 type earlyPublisher struct {
-	done      chan struct{} // closed when the sweeps have ended
-	finished  chan struct{} // closed when the publisher has stopped
+	cancel    context.CancelFunc // stops publishing at once
+	done      chan struct{}      // closed when the sweeps have ended
+	finished  chan struct{}      // closed when the publisher has stopped
 	published int
 }
 
@@ -145,12 +148,12 @@ type earlyPublisher struct {
 // sweeps, which waits for its turn, reports what is left.
 func publishWhileSweeping(ctx context.Context, a *app.App, log *slog.Logger) *earlyPublisher {
 	e := &earlyPublisher{done: make(chan struct{}), finished: make(chan struct{})}
-	lctx, cancel := context.WithCancel(ctx)
-	wake := a.Store().ListenOutbox(lctx, nil)
+	ctx, e.cancel = context.WithCancel(ctx)
+	wake := a.Store().ListenOutbox(ctx, nil)
 	go func() {
 		defer close(e.finished)
 		defer func() {
-			cancel()
+			e.cancel()
 			for range wake { // until the listener has closed its connection
 			}
 		}()
@@ -182,9 +185,12 @@ func publishWhileSweeping(ctx context.Context, a *app.App, log *slog.Logger) *ea
 	return e
 }
 
-// stop stops publishing once the drain in progress has ended and returns
-// how many events it published.
-func (e *earlyPublisher) stop() int {
+// stop stops publishing once the drain in progress has ended, or when ctx
+// is done, and returns how many events it published. A drain stopped by ctx
+// marks what was acknowledged; the rest stays in the outbox.
+func (e *earlyPublisher) stop(ctx context.Context) int {
+	stopLater := context.AfterFunc(ctx, e.cancel)
+	defer stopLater()
 	close(e.done)
 	<-e.finished
 	return e.published
