@@ -599,12 +599,12 @@ func (p *Poller) load(ctx context.Context, target string, ts *targetState, sizeH
 	if err != nil {
 		return st, err
 	}
-	if !ts.loaded || ts.version != st.Version {
+	if !ts.loaded || ts.version != st.Version() {
 		ts.loaded, ts.snaps = false, nil
 		if st, ts.snaps, err = p.cfg.Store.Snapshots(ctx, target, sizeHint); err != nil {
 			return st, err
 		}
-		ts.version, ts.loaded, ts.inParts = st.Version, true, st.Parts > 0
+		ts.version, ts.loaded, ts.inParts = st.Version(), true, st.Parts > 0
 	}
 	return st, nil
 }

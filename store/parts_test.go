@@ -84,8 +84,8 @@ func TestFirstSweepCommitsInParts(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if want := fmt.Sprintf("%s#%d", a.SweepID, part+1); state.Baselined || state.LastSweepID != a.SweepID || state.Version != want {
-			t.Errorf("after part %d: baselined %v, last sweep %s, version %s; want false, %s and %s", part, state.Baselined, state.LastSweepID, state.Version, a.SweepID, want)
+		if want := fmt.Sprintf("%s#%d", a.SweepID, part+1); state.Baselined || state.LastSweepID != a.SweepID || state.Version() != want {
+			t.Errorf("after part %d: baselined %v, last sweep %s, version %s; want false, %s and %s", part, state.Baselined, state.LastSweepID, state.Version(), a.SweepID, want)
 		}
 		var jobs, events, counted int
 		if err := st.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM jobs WHERE target = 'big'),
@@ -140,8 +140,8 @@ func TestFirstSweepCommitsInParts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !state.Baselined || state.LastSweepID != a.SweepID || state.Version != a.SweepID {
-		t.Errorf("after the sweep: baselined %v, last sweep %s, version %s; want true and %s for both", state.Baselined, state.LastSweepID, state.Version, a.SweepID)
+	if !state.Baselined || state.LastSweepID != a.SweepID || state.Version() != a.SweepID {
+		t.Errorf("after the sweep: baselined %v, last sweep %s, version %s; want true and %s for both", state.Baselined, state.LastSweepID, state.Version(), a.SweepID)
 	}
 }
 
@@ -173,7 +173,7 @@ func TestFirstSweepPartsAreFenced(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		newer.Expect = state.Version
+		newer.Expect = state.Version()
 		newer.Snapshots = []job.Snapshot{{Job: job.Job{ID: "job-new", Status: job.StatusActive}, Sequence: 1}}
 		ev := storetest.NewEvent(t, "big", "job-new", 1, newer.ListedAt)
 		newer.Events = func(yield func(jobevent.Event, error) bool) { yield(ev, nil) }
@@ -279,7 +279,7 @@ func TestSnapshotsReadBetweenPartsAreOutOfDate(t *testing.T) {
 			if len(snaps) != store.FirstSweepPart {
 				t.Errorf("read %d snapshots after the first part, want %d", len(snaps), store.FirstSweepPart)
 			}
-			b.Expect = state.Version
+			b.Expect = state.Version()
 			// The first job of the next part, new to what b read.
 			id := fmt.Sprintf("job-%06d", store.FirstSweepPart)
 			b.Snapshots = []job.Snapshot{{Job: job.Job{ID: id, Status: job.StatusActive}, Sequence: 1}}

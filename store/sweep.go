@@ -42,9 +42,6 @@ type TargetState struct {
 	Baselined bool
 	// LastSweepID is the sweep applied last, whole or in part.
 	LastSweepID string
-	// Version identifies the snapshots: LastSweepID, and while a sweep is
-	// written in parts, how many have committed ("id#2").
-	Version string
 	// Parts is how many parts of LastSweepID have committed while it is
 	// written in parts (or since it failed part way); 0 once a sweep was
 	// applied whole.
@@ -73,6 +70,15 @@ type HeldRemovals struct {
 	Count int
 }
 
+// Version identifies the snapshots: LastSweepID, and while a sweep is
+// written in parts, how many have committed ("id#2").
+func (st TargetState) Version() string {
+	if st.Parts == 0 {
+		return st.LastSweepID
+	}
+	return partsVersion(st.LastSweepID, st.Parts)
+}
+
 // IsZero reports whether no removals are held.
 func (h HeldRemovals) IsZero() bool { return h.Since.IsZero() }
 
@@ -96,9 +102,7 @@ type querier interface {
 }
 
 func targetState(ctx context.Context, q querier, target string, forUpdate bool) (TargetState, error) {
-	sql := `SELECT baseline_done, coalesce(last_sweep_id::text, ''),
-	               coalesce(last_sweep_id::text, '') || coalesce('#' || applied_parts, ''), coalesce(applied_parts, 0),
-	               last_listed_at, last_listing_ended_at,
+	sql := `SELECT baseline_done, coalesce(last_sweep_id::text, ''), coalesce(applied_parts, 0), last_listed_at, last_listing_ended_at,
 	               removals_held_since, coalesce(removals_held_digest, ''), coalesce(removals_held_count, 0),
 	               last_full_listed_at
 	        FROM targets WHERE target = $1`
@@ -107,7 +111,7 @@ func targetState(ctx context.Context, q querier, target string, forUpdate bool) 
 	}
 	var st TargetState
 	var listed, ended, held, full *time.Time
-	err := q.QueryRow(ctx, sql, target).Scan(&st.Baselined, &st.LastSweepID, &st.Version, &st.Parts, &listed, &ended,
+	err := q.QueryRow(ctx, sql, target).Scan(&st.Baselined, &st.LastSweepID, &st.Parts, &listed, &ended,
 		&held, &st.Held.Digest, &st.Held.Count, &full)
 	if errors.Is(interpretError(err), ErrNotFound) {
 		return TargetState{}, nil
@@ -337,7 +341,7 @@ type Apply struct {
 // ApplySweep writes a sweep's snapshots, events and record, fenced per
 // target: a transaction-scoped advisory lock orders concurrent applies of
 // one target, the stored listing time refuses stale listings, and the
-// stored sweep id refuses snapshots read before another apply. It returns
+// stored version refuses snapshots read before another apply. It returns
 // how many events it wrote.
 //
 // A sweep is one transaction, except the first sweep of a target with more
@@ -409,7 +413,6 @@ type applyPart struct {
 func (s *Store) applyPart(ctx context.Context, p *applyPart) (int, error) {
 	var written int
 	err := s.WithTx(ctx, func(tx pgx.Tx) error {
-		written = 0
 		if err := s.boundTx(ctx, tx); err != nil {
 			return err
 		}
@@ -423,13 +426,13 @@ func (s *Store) applyPart(ctx context.Context, p *applyPart) (int, error) {
 		fresh := p.n > 0 // a later part's jobs are new: the first found none
 		switch {
 		case p.n > 0:
-			if st.Version != partsVersion(p.SweepID, p.n) {
+			if st.Version() != partsVersion(p.SweepID, p.n) {
 				// Another sweep was applied after this one's last part.
 				return ErrConflict
 			}
 		case st.Stale(p.ListedAt):
 			return ErrStale
-		case st.Version != p.Expect:
+		case st.Version() != p.Expect:
 			return ErrConflict
 		case len(p.Snapshots) > snapshotChunk:
 			if err := tx.QueryRow(ctx, `SELECT NOT EXISTS (SELECT 1 FROM jobs WHERE target = $1)`, p.Target).Scan(&fresh); err != nil {
@@ -525,8 +528,9 @@ func partsVersion(id string, n int) string { return id + "#" + strconv.Itoa(n) }
 type eventSource struct {
 	next func() (event.Event, error, bool) // nil: no events
 	// held is an event pulled for a part that was not its job's: the
-	// next part's first.
-	held    *event.Event
+	// next part's first, if holding.
+	held    event.Event
+	holding bool
 	lastJob string
 }
 
@@ -541,8 +545,8 @@ func (e *eventSource) through(through string, inOrder bool) func() (event.Event,
 			return event.Event{}, nil, false
 		}
 		var ev event.Event
-		if e.held != nil {
-			ev, e.held = *e.held, nil
+		if e.holding {
+			ev, e.holding = e.held, false
 		} else {
 			var err error
 			var ok bool
@@ -554,7 +558,7 @@ func (e *eventSource) through(through string, inOrder bool) func() (event.Event,
 			return event.Event{}, fmt.Errorf("event of job %s after one of job %s: a sweep written in parts needs its events in job id order", ev.JobID, e.lastJob), true
 		}
 		if through != "" && ev.JobID > through {
-			e.held = &ev
+			e.held, e.holding = ev, true
 			return event.Event{}, nil, false
 		}
 		e.lastJob = ev.JobID
@@ -571,12 +575,12 @@ const snapshotChunk = 5000
 // when fresh (none of these jobs has a row: a first sweep, or a later part
 // of one), else a few thousand over unnest'ed arrays, in one statement, and
 // more by COPY into a temporary table merged into jobs by one INSERT … ON
-// CONFLICT. Encoding a large
-// batch as parameter arrays cost the sweep hundreds of megabytes of
-// allocations at 100,000 jobs, and pgx kept the last statement's buffer
-// (10 MB) on the connection; COPY streams the rows. Small batches, a
-// steady state's, keep the single statement: a temporary table per sweep
-// would churn the system catalogs at every hot sweep of every target.
+// CONFLICT. Encoding a large batch as parameter arrays cost the sweep
+// hundreds of megabytes of allocations at 100,000 jobs, and pgx kept the
+// last statement's buffer (10 MB) on the connection; COPY streams the rows.
+// Small batches, a steady state's, keep the single statement: a temporary
+// table per sweep would churn the system catalogs at every hot sweep of
+// every target.
 func writeSnapshots(ctx context.Context, tx pgx.Tx, a Apply, snaps []job.Snapshot, fresh bool) error {
 	switch {
 	case fresh:
